@@ -1,0 +1,145 @@
+// cpu.c — what the CPU can do, which kernels run, how many threads.
+#include "bonsai.h"
+#include "simd.h"
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <immintrin.h>
+#define BONSAI_X86 1
+#endif
+
+// ---------------------------------------------------------------------------- portable references
+
+static float dot_f32_generic(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_f32_generic(float *y, float s, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += s * x[i];
+}
+
+// ---------------------------------------------------------------------------- AVX2 + FMA
+
+#ifdef BONSAI_X86
+__attribute__((target("avx2,fma")))
+static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+    float s = _mm_cvtss_f32(s4);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+__attribute__((target("avx2,fma")))
+static void axpy_f32_avx2(float *y, float s, const float *x, int64_t n) {
+    const __m256 vs = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += s * x[i];
+}
+#endif
+
+// ---------------------------------------------------------------------------- dispatch
+
+bonsai_dot_fn bonsai_dot_f32 = dot_f32_generic;
+bonsai_axpy_fn bonsai_axpy_f32 = axpy_f32_generic;
+static char features[128] = "generic";
+
+#ifdef BONSAI_X86
+// CPUID read directly (not __builtin_cpu_supports, whose runtime symbols not every toolchain links),
+// and XGETBV to check that the OS saves the wide registers.
+typedef struct { bool avx2, fma, f16c, avx512f, avx512bw, avx512vnni, avxvnni; } x86_caps;
+
+static x86_caps x86_detect(void) {
+    x86_caps c = {0};
+    unsigned a, b, cx, d;
+    if (!__get_cpuid(1, &a, &b, &cx, &d)) return c;
+    const bool osxsave = cx & (1u << 27), avx = cx & (1u << 28);
+    if (!osxsave || !avx) return c;
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    const bool ymm = (xlo & 0x6) == 0x6, zmm = (xlo & 0xe6) == 0xe6;
+    c.fma = ymm && (cx & (1u << 12));
+    c.f16c = ymm && (cx & (1u << 29));
+    unsigned a7, b7, c7, d7;
+    if (!__get_cpuid_count(7, 0, &a7, &b7, &c7, &d7)) return c;
+    c.avx2 = ymm && (b7 & (1u << 5));
+    c.avx512f = zmm && (b7 & (1u << 16));
+    c.avx512bw = zmm && (b7 & (1u << 30));
+    c.avx512vnni = zmm && (c7 & (1u << 11));
+    unsigned a71, b71, c71, d71;
+    if (__get_cpuid_count(7, 1, &a71, &b71, &c71, &d71)) c.avxvnni = ymm && (a71 & (1u << 4));
+    return c;
+}
+#endif
+
+static void simd_init_once(void) {
+#ifdef BONSAI_X86
+    const x86_caps caps = x86_detect();
+    const bool avx2 = caps.avx2 && caps.fma;
+    features[0] = 0;
+    if (avx2) strcat(features, "AVX2 FMA ");
+    if (caps.f16c) strcat(features, "F16C ");
+    if (caps.avxvnni) strcat(features, "AVX_VNNI ");
+    if (caps.avx512f) strcat(features, "AVX512F ");
+    if (caps.avx512bw) strcat(features, "AVX512BW ");
+    if (caps.avx512vnni) strcat(features, "AVX512_VNNI ");
+    if (avx2) {
+        bonsai_dot_f32 = dot_f32_avx2;
+        bonsai_axpy_f32 = axpy_f32_avx2;
+    }
+    if (!features[0]) strcpy(features, "SSE2");
+    else features[strlen(features) - 1] = 0;
+#elif defined(__aarch64__)
+    strcpy(features, "NEON");
+#endif
+}
+
+static pthread_once_t simd_once = PTHREAD_ONCE_INIT;
+void bonsai_simd_init(void) { pthread_once(&simd_once, simd_init_once); }
+
+const char *bonsai_cpu_features(void) {
+    bonsai_simd_init();
+    return features;
+}
+
+bool bonsai_has_openmp(void) {
+#ifdef BONSAI_OPENMP
+    return true;
+#else
+    return false;
+#endif
+}
+
+int bonsai_max_threads(void) { return BONSAI_NUM_THREADS(); }
+
+void bonsai_set_threads(int n) {
+#ifdef BONSAI_OPENMP
+    if (n <= 0) n = omp_get_num_procs();
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}

@@ -1,0 +1,147 @@
+// bonsai.h — the C API that Swift sees.
+//
+// Plain functions over pointers and sizes. Matrices are row-major in ggml's sense: a weight with
+// `rows` output channels and `cols` inputs stores each row contiguously (GGUF ne0 = cols, ne1 = rows;
+// torch's [out, in] is the same memory layout). A quantized row is cols / block_size blocks.
+#ifndef BONSAI_H
+#define BONSAI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// Tensor types: the numeric values are ggml's (they are written into GGUF files).
+typedef enum {
+    BONSAI_TYPE_F32  = 0,
+    BONSAI_TYPE_F16  = 1,
+    BONSAI_TYPE_Q4_0 = 2,
+    BONSAI_TYPE_Q4_1 = 3,
+    BONSAI_TYPE_Q5_0 = 6,
+    BONSAI_TYPE_Q5_1 = 7,
+    BONSAI_TYPE_Q8_0 = 8,
+    BONSAI_TYPE_Q8_1 = 9,
+    BONSAI_TYPE_Q2_K = 10,
+    BONSAI_TYPE_Q3_K = 11,
+    BONSAI_TYPE_Q4_K = 12,
+    BONSAI_TYPE_Q5_K = 13,
+    BONSAI_TYPE_Q6_K = 14,
+    BONSAI_TYPE_Q8_K = 15,
+    BONSAI_TYPE_I8   = 24,
+    BONSAI_TYPE_I16  = 25,
+    BONSAI_TYPE_I32  = 26,
+    BONSAI_TYPE_I64  = 27,
+    BONSAI_TYPE_F64  = 28,
+    BONSAI_TYPE_BF16 = 30,
+    BONSAI_TYPE_COUNT = 40,
+} bonsai_type;
+
+// Per type: elements per block and bytes per block. block_size == 0 means "not a type we know".
+typedef struct {
+    const char *name;      // ggml's spelling: "q4_0", "q6_K", ...
+    int block_size;        // elements per block (1 for plain floats)
+    int type_size;         // bytes per block
+    bool can_dequantize;   // weights of this type can be run
+} bonsai_type_traits;
+
+const bonsai_type_traits *bonsai_type_info(int type);   // NULL for an id we do not know
+// Bytes of one row of n elements (n must be a multiple of the block size).
+size_t bonsai_row_size(int type, int64_t n);
+
+// ---------------------------------------------------------------------------------------------
+// Block structs, one per quant type (layouts identical to ggml's).
+#define BONSAI_QK  32     // block size of the _0/_1 types
+#define BONSAI_QKK 256    // super-block size of the K types
+
+typedef uint16_t bonsai_f16;
+typedef uint16_t bonsai_bf16;
+
+typedef struct { bonsai_f16 d; uint8_t qs[BONSAI_QK / 2]; } block_q4_0;                         // 18 B
+typedef struct { bonsai_f16 d, m; uint8_t qs[BONSAI_QK / 2]; } block_q4_1;                      // 20 B
+typedef struct { bonsai_f16 d; uint8_t qh[4]; uint8_t qs[BONSAI_QK / 2]; } block_q5_0;          // 22 B
+typedef struct { bonsai_f16 d, m; uint8_t qh[4]; uint8_t qs[BONSAI_QK / 2]; } block_q5_1;       // 24 B
+typedef struct { bonsai_f16 d; int8_t qs[BONSAI_QK]; } block_q8_0;                              // 34 B
+typedef struct { bonsai_f16 d, s; int8_t qs[BONSAI_QK]; } block_q8_1;                          // 36 B
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; bonsai_f16 d, dmin; } block_q2_K;          // 84 B
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; bonsai_f16 d; } block_q3_K; // 110 B
+typedef struct { bonsai_f16 d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_K;         // 144 B
+typedef struct { bonsai_f16 d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } block_q5_K; // 176 B
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; bonsai_f16 d; } block_q6_K; // 210 B
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K;                      // 292 B
+
+// ---------------------------------------------------------------------------------------------
+// Scalar conversions (exact; round-to-nearest-even for f32 -> f16/bf16).
+float bonsai_f16_to_f32(bonsai_f16 h);
+bonsai_f16 bonsai_f32_to_f16(float f);
+float bonsai_bf16_to_f32(bonsai_bf16 h);
+bonsai_bf16 bonsai_f32_to_bf16(float f);
+
+// Dequantize n elements (a multiple of the block size) of `type` at src into dst.
+// Bit-identical to ggml's dequantize_row_<type>. Returns false for a type that cannot be dequantized.
+bool bonsai_dequantize_row(int type, const void *src, float *dst, int64_t n);
+
+// Quantize n floats into `type` blocks with ggml's reference quantizer (quantize_row_<type>_ref).
+// Returns false for a type without a quantizer here.
+bool bonsai_quantize_row(int type, const float *src, void *dst, int64_t n);
+
+// ---------------------------------------------------------------------------------------------
+// A weight matrix as the kernels see it: rows x cols of `type`, rows contiguous, row_stride bytes apart.
+typedef struct {
+    int type;
+    int64_t rows;        // output channels
+    int64_t cols;        // input features
+    size_t row_stride;   // bytes from one row to the next (== bonsai_row_size(type, cols) when dense)
+    const void *data;
+} bonsai_matrix;
+
+// Y[t][r] = sum_c W[r][c] * X[t][c] + (bias ? bias[r] : 0), for t < T, r < rows.
+// X: [T, cols] f32, Y: [T, y_stride] f32 (y_stride >= rows). Weights are dequantized to f32 and the
+// products accumulate in f32: the result is what a float32 framework computes from the same weights.
+void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
+                   const float *bias);
+
+// Row r of W, dequantized: dst[cols].
+void bonsai_matrix_row(const bonsai_matrix *W, int64_t r, float *dst);
+
+// ---------------------------------------------------------------------------------------------
+// Transformer ops (forward; backward passes sit beside them in ops.c when training needs them).
+
+// layernorm_forward: out[T,C] = (x - mean) / sqrt(var + eps) * w + b, statistics in f32 per row.
+void bonsai_layernorm_forward(float *out, const float *x, const float *w, const float *b,
+                              int64_t T, int64_t C, float eps);
+
+// gelu_new (tanh approximation), in place on n values.
+void bonsai_gelu_forward(float *x, int64_t n);
+
+// NeoX rotary on the first rot_dim dims of each head, in place.
+// x: [T, n_head, head_dim] with row stride `stride` floats between tokens; token t sits at pos0 + t.
+void bonsai_rope_neox_forward(float *x, int64_t T, int64_t stride, int n_head, int head_dim,
+                              int rot_dim, float theta, int64_t pos0);
+
+// Causal multi-head attention against a cache.
+// q: [T, n_head*head_dim] (row stride q_stride); k_cache, v_cache: [n_ctx, n_head*head_dim], where
+// rows 0 .. pos0+T-1 are filled; out: [T, n_head*head_dim]. Query t attends to keys 0 .. pos0+t.
+// Scores and softmax in f32. scratch: at least n_threads * (pos0 + T) floats.
+void bonsai_attention_forward(float *out, const float *q, int64_t q_stride,
+                              const float *k_cache, const float *v_cache,
+                              int64_t T, int64_t pos0, int n_head, int head_dim, float scale,
+                              float *scratch);
+
+// y[i] += a[i] + b[i]
+void bonsai_add3(float *y, const float *a, const float *b, int64_t n);
+
+// ---------------------------------------------------------------------------------------------
+// Threads and CPU.
+int bonsai_max_threads(void);            // 1 without OpenMP
+void bonsai_set_threads(int n);          // n <= 0: all cores
+bool bonsai_has_openmp(void);
+const char *bonsai_cpu_features(void);   // e.g. "AVX2 FMA F16C" (what the kernels dispatch on)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

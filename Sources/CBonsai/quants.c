@@ -1,0 +1,400 @@
+// quants.c — per type: block struct (bonsai.h), dequantize, reference quantizer.
+//
+// These are the scalar references. Every fast kernel is tested against them, and they are tested
+// against values produced by llama.cpp's own code (the fixtures' dequant_samples and hf_dequant refs).
+// Floating-point contraction is off in this file: `d * q - m` must round twice, as ggml and gguf-py do,
+// or the results would not be bit-identical.
+#pragma STDC FP_CONTRACT OFF
+
+#include "bonsai.h"
+#include <math.h>
+#include <string.h>
+
+// ----------------------------------------------------------------------------- scalar conversions
+
+float bonsai_f16_to_f32(bonsai_f16 h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t mant = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0x1f) {                       // inf / nan
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else if (exp != 0) {                   // normal
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    } else if (mant == 0) {                  // zero
+        bits = sign;
+    } else {                                 // subnormal: value = mant * 2^-24
+        float f = (float)mant * 5.9604644775390625e-08f;
+        memcpy(&bits, &f, 4);
+        bits |= sign;
+    }
+    float out;
+    memcpy(&out, &bits, 4);
+    return out;
+}
+
+bonsai_f16 bonsai_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t ax = x & 0x7fffffff;
+    if (ax >= 0x7f800000u) {                 // inf or nan
+        return (bonsai_f16)(sign | 0x7c00 | (ax > 0x7f800000u ? 0x200 | ((ax >> 13) & 0x3ff) : 0));
+    }
+    if (ax >= 0x477ff000u) return (bonsai_f16)(sign | 0x7c00);   // rounds to >= 65520: inf
+    if (ax < 0x38800000u) {                  // result is subnormal or zero: round mant * 2^-24
+        float af;
+        memcpy(&af, &ax, 4);
+        float scaled = af * 16777216.0f;     // exact (power of two)
+        uint32_t q = (uint32_t)scaled;
+        float rem = scaled - (float)q;
+        if (rem > 0.5f || (rem == 0.5f && (q & 1))) q++;
+        return (bonsai_f16)(sign | q);
+    }
+    // normal: rebias exponent, round mantissa to nearest even
+    uint32_t mant = ax & 0x7fffff;
+    uint32_t exp = (ax >> 23) - 112;
+    uint32_t h = (exp << 10) | (mant >> 13);
+    uint32_t rest = mant & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;   // may carry into the exponent: correct
+    return (bonsai_f16)(sign | h);
+}
+
+float bonsai_bf16_to_f32(bonsai_bf16 h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+bonsai_bf16 bonsai_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000u) return (bonsai_bf16)((x >> 16) | 64);   // quiet nan
+    return (bonsai_bf16)((x + (0x7fff + ((x >> 16) & 1))) >> 16);
+}
+
+#define F16(h) bonsai_f16_to_f32(h)
+
+// ----------------------------------------------------------------------------- dequantize
+// Each function turns nb blocks into nb * block_size floats, exactly as ggml's dequantize_row_*.
+
+static void dequant_f32(const void *src, float *y, int64_t n) { memcpy(y, src, (size_t)n * 4); }
+
+static void dequant_f16(const void *src, float *y, int64_t n) {
+    const bonsai_f16 *x = src;
+    for (int64_t i = 0; i < n; i++) y[i] = F16(x[i]);
+}
+
+static void dequant_bf16(const void *src, float *y, int64_t n) {
+    const bonsai_bf16 *x = src;
+    for (int64_t i = 0; i < n; i++) y[i] = bonsai_bf16_to_f32(x[i]);
+}
+
+static void dequant_q4_0(const void *src, float *y, int64_t n) {
+    const block_q4_0 *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, y += BONSAI_QK) {
+        const float d = F16(x[i].d);
+        for (int j = 0; j < BONSAI_QK / 2; j++) {
+            y[j] = ((x[i].qs[j] & 0x0f) - 8) * d;
+            y[j + BONSAI_QK / 2] = ((x[i].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+static void dequant_q4_1(const void *src, float *y, int64_t n) {
+    const block_q4_1 *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, y += BONSAI_QK) {
+        const float d = F16(x[i].d), m = F16(x[i].m);
+        for (int j = 0; j < BONSAI_QK / 2; j++) {
+            y[j] = (x[i].qs[j] & 0x0f) * d + m;
+            y[j + BONSAI_QK / 2] = (x[i].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+static void dequant_q5_0(const void *src, float *y, int64_t n) {
+    const block_q5_0 *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, y += BONSAI_QK) {
+        const float d = F16(x[i].d);
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        for (int j = 0; j < BONSAI_QK / 2; j++) {
+            const uint8_t xh0 = ((qh >> (j + 0)) << 4) & 0x10;
+            const uint8_t xh1 = ((qh >> (j + 12))) & 0x10;
+            y[j] = (((x[i].qs[j] & 0x0f) | xh0) - 16) * d;
+            y[j + BONSAI_QK / 2] = (((x[i].qs[j] >> 4) | xh1) - 16) * d;
+        }
+    }
+}
+
+static void dequant_q5_1(const void *src, float *y, int64_t n) {
+    const block_q5_1 *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, y += BONSAI_QK) {
+        const float d = F16(x[i].d), m = F16(x[i].m);
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        for (int j = 0; j < BONSAI_QK / 2; j++) {
+            const uint8_t xh0 = ((qh >> (j + 0)) << 4) & 0x10;
+            const uint8_t xh1 = ((qh >> (j + 12))) & 0x10;
+            y[j] = ((x[i].qs[j] & 0x0f) | xh0) * d + m;
+            y[j + BONSAI_QK / 2] = ((x[i].qs[j] >> 4) | xh1) * d + m;
+        }
+    }
+}
+
+static void dequant_q8_0(const void *src, float *y, int64_t n) {
+    const block_q8_0 *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, y += BONSAI_QK) {
+        const float d = F16(x[i].d);
+        for (int j = 0; j < BONSAI_QK; j++) y[j] = x[i].qs[j] * d;
+    }
+}
+
+static void dequant_q2_K(const void *src, float *y, int64_t n) {
+    const block_q2_K *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const float d = F16(x[i].d), min = F16(x[i].dmin);
+        const uint8_t *q = x[i].qs;
+        int is = 0;
+        for (int k = 0; k < BONSAI_QKK; k += 128) {
+            int shift = 0;
+            for (int j = 0; j < 4; j++) {
+                uint8_t sc = x[i].scales[is++];
+                float dl = d * (sc & 0xf), ml = min * (sc >> 4);
+                for (int l = 0; l < 16; l++) *y++ = dl * (int8_t)((q[l] >> shift) & 3) - ml;
+                sc = x[i].scales[is++];
+                dl = d * (sc & 0xf); ml = min * (sc >> 4);
+                for (int l = 0; l < 16; l++) *y++ = dl * (int8_t)((q[l + 16] >> shift) & 3) - ml;
+                shift += 2;
+            }
+            q += 32;
+        }
+    }
+}
+
+static void dequant_q3_K(const void *src, float *y, int64_t n) {
+    const block_q3_K *x = src;
+    const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const float d_all = F16(x[i].d);
+        const uint8_t *q = x[i].qs, *hm = x[i].hmask;
+        uint8_t m = 1;
+        uint32_t aux[4];
+        memcpy(aux, x[i].scales, 12);
+        const uint32_t tmp = aux[2];
+        aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+        aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+        aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+        aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+        const int8_t *scales = (const int8_t *)aux;
+        int is = 0;
+        for (int k = 0; k < BONSAI_QKK; k += 128) {
+            int shift = 0;
+            for (int j = 0; j < 4; j++) {
+                float dl = d_all * (scales[is++] - 32);
+                for (int l = 0; l < 16; l++)
+                    *y++ = dl * ((int8_t)((q[l + 0] >> shift) & 3) - ((hm[l + 0] & m) ? 0 : 4));
+                dl = d_all * (scales[is++] - 32);
+                for (int l = 0; l < 16; l++)
+                    *y++ = dl * ((int8_t)((q[l + 16] >> shift) & 3) - ((hm[l + 16] & m) ? 0 : 4));
+                shift += 2;
+                m <<= 1;
+            }
+            q += 32;
+        }
+    }
+}
+
+// The K types pack eight 6-bit (scale, min) pairs into 12 bytes.
+static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+    }
+}
+
+static void dequant_q4_K(const void *src, float *y, int64_t n) {
+    const block_q4_K *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const uint8_t *q = x[i].qs;
+        const float d = F16(x[i].d), min = F16(x[i].dmin);
+        int is = 0;
+        uint8_t sc, m;
+        for (int j = 0; j < BONSAI_QKK; j += 64) {
+            scale_min_k4(is + 0, x[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = min * m;
+            scale_min_k4(is + 1, x[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = min * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xf) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
+            q += 32;
+            is += 2;
+        }
+    }
+}
+
+static void dequant_q5_K(const void *src, float *y, int64_t n) {
+    const block_q5_K *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const uint8_t *ql = x[i].qs, *qh = x[i].qh;
+        const float d = F16(x[i].d), min = F16(x[i].dmin);
+        int is = 0;
+        uint8_t sc, m, u1 = 1, u2 = 2;
+        for (int j = 0; j < BONSAI_QKK; j += 64) {
+            scale_min_k4(is + 0, x[i].scales, &sc, &m);
+            const float d1 = d * sc, m1 = min * m;
+            scale_min_k4(is + 1, x[i].scales, &sc, &m);
+            const float d2 = d * sc, m2 = min * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xf) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+            ql += 32;
+            is += 2;
+            u1 <<= 2;
+            u2 <<= 2;
+        }
+    }
+}
+
+static void dequant_q6_K(const void *src, float *y, int64_t n) {
+    const block_q6_K *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const float d = F16(x[i].d);
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        const int8_t *sc = x[i].scales;
+        for (int k = 0; k < BONSAI_QKK; k += 128) {
+            for (int l = 0; l < 32; l++) {
+                const int is = l / 16;
+                const int8_t q1 = (int8_t)((ql[l + 0] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int8_t q2 = (int8_t)((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int8_t q3 = (int8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int8_t q4 = (int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l + 0] = d * sc[is + 0] * q1;
+                y[l + 32] = d * sc[is + 2] * q2;
+                y[l + 64] = d * sc[is + 4] * q3;
+                y[l + 96] = d * sc[is + 6] * q4;
+            }
+            y += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------- reference quantizers
+
+static void quant_q8_0(const float *x, void *dst, int64_t n) {
+    block_q8_0 *y = dst;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, x += BONSAI_QK) {
+        float amax = 0.0f;
+        for (int j = 0; j < BONSAI_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = bonsai_f32_to_f16(d);
+        for (int j = 0; j < BONSAI_QK; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+static void quant_q4_0(const float *x, void *dst, int64_t n) {
+    block_q4_0 *y = dst;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, x += BONSAI_QK) {
+        float amax = 0.0f, max = 0.0f;   // the value of largest magnitude, sign kept
+        for (int j = 0; j < BONSAI_QK; j++) {
+            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+        }
+        const float d = max / -8.0f;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = bonsai_f32_to_f16(d);
+        for (int j = 0; j < BONSAI_QK / 2; j++) {
+            const float x0 = x[j] * id, x1 = x[BONSAI_QK / 2 + j] * id;
+            int xi0 = (int8_t)(x0 + 8.5f), xi1 = (int8_t)(x1 + 8.5f);
+            if (xi0 > 15) xi0 = 15;
+            if (xi1 > 15) xi1 = 15;
+            y[i].qs[j] = (uint8_t)(xi0 | (xi1 << 4));
+        }
+    }
+}
+
+static void quant_f16(const float *x, void *dst, int64_t n) {
+    bonsai_f16 *y = dst;
+    for (int64_t i = 0; i < n; i++) y[i] = bonsai_f32_to_f16(x[i]);
+}
+
+static void quant_bf16(const float *x, void *dst, int64_t n) {
+    bonsai_bf16 *y = dst;
+    for (int64_t i = 0; i < n; i++) y[i] = bonsai_f32_to_bf16(x[i]);
+}
+
+static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }
+
+// ----------------------------------------------------------------------------- the type table
+
+typedef void (*dequant_fn)(const void *, float *, int64_t);
+typedef void (*quant_fn)(const float *, void *, int64_t);
+
+typedef struct {
+    bonsai_type_traits traits;
+    dequant_fn dequantize;
+    quant_fn quantize;
+} type_entry;
+
+static const type_entry TYPES[BONSAI_TYPE_COUNT] = {
+    [BONSAI_TYPE_F32]  = {{"f32", 1, 4, true}, dequant_f32, quant_f32},
+    [BONSAI_TYPE_F16]  = {{"f16", 1, 2, true}, dequant_f16, quant_f16},
+    [BONSAI_TYPE_BF16] = {{"bf16", 1, 2, true}, dequant_bf16, quant_bf16},
+    [BONSAI_TYPE_Q4_0] = {{"q4_0", BONSAI_QK, sizeof(block_q4_0), true}, dequant_q4_0, quant_q4_0},
+    [BONSAI_TYPE_Q4_1] = {{"q4_1", BONSAI_QK, sizeof(block_q4_1), true}, dequant_q4_1, NULL},
+    [BONSAI_TYPE_Q5_0] = {{"q5_0", BONSAI_QK, sizeof(block_q5_0), true}, dequant_q5_0, NULL},
+    [BONSAI_TYPE_Q5_1] = {{"q5_1", BONSAI_QK, sizeof(block_q5_1), true}, dequant_q5_1, NULL},
+    [BONSAI_TYPE_Q8_0] = {{"q8_0", BONSAI_QK, sizeof(block_q8_0), true}, dequant_q8_0, quant_q8_0},
+    [BONSAI_TYPE_Q8_1] = {{"q8_1", BONSAI_QK, sizeof(block_q8_1), false}, NULL, NULL},
+    [BONSAI_TYPE_Q2_K] = {{"q2_K", BONSAI_QKK, sizeof(block_q2_K), true}, dequant_q2_K, NULL},
+    [BONSAI_TYPE_Q3_K] = {{"q3_K", BONSAI_QKK, sizeof(block_q3_K), true}, dequant_q3_K, NULL},
+    [BONSAI_TYPE_Q4_K] = {{"q4_K", BONSAI_QKK, sizeof(block_q4_K), true}, dequant_q4_K, NULL},
+    [BONSAI_TYPE_Q5_K] = {{"q5_K", BONSAI_QKK, sizeof(block_q5_K), true}, dequant_q5_K, NULL},
+    [BONSAI_TYPE_Q6_K] = {{"q6_K", BONSAI_QKK, sizeof(block_q6_K), true}, dequant_q6_K, NULL},
+    [BONSAI_TYPE_Q8_K] = {{"q8_K", BONSAI_QKK, sizeof(block_q8_K), false}, NULL, NULL},
+    [BONSAI_TYPE_I8]   = {{"i8", 1, 1, false}, NULL, NULL},
+    [BONSAI_TYPE_I16]  = {{"i16", 1, 2, false}, NULL, NULL},
+    [BONSAI_TYPE_I32]  = {{"i32", 1, 4, false}, NULL, NULL},
+    [BONSAI_TYPE_I64]  = {{"i64", 1, 8, false}, NULL, NULL},
+    [BONSAI_TYPE_F64]  = {{"f64", 1, 8, false}, NULL, NULL},
+};
+
+_Static_assert(sizeof(block_q4_0) == 18, "q4_0 block");
+_Static_assert(sizeof(block_q4_1) == 20, "q4_1 block");
+_Static_assert(sizeof(block_q5_0) == 22, "q5_0 block");
+_Static_assert(sizeof(block_q5_1) == 24, "q5_1 block");
+_Static_assert(sizeof(block_q8_0) == 34, "q8_0 block");
+_Static_assert(sizeof(block_q2_K) == 84, "q2_K block");
+_Static_assert(sizeof(block_q3_K) == 110, "q3_K block");
+_Static_assert(sizeof(block_q4_K) == 144, "q4_K block");
+_Static_assert(sizeof(block_q5_K) == 176, "q5_K block");
+_Static_assert(sizeof(block_q6_K) == 210, "q6_K block");
+_Static_assert(sizeof(block_q8_K) == 292, "q8_K block");
+
+const bonsai_type_traits *bonsai_type_info(int type) {
+    if (type < 0 || type >= BONSAI_TYPE_COUNT || TYPES[type].traits.block_size == 0) return NULL;
+    return &TYPES[type].traits;
+}
+
+size_t bonsai_row_size(int type, int64_t n) {
+    const bonsai_type_traits *t = bonsai_type_info(type);
+    return t ? (size_t)(n / t->block_size) * (size_t)t->type_size : 0;
+}
+
+bool bonsai_dequantize_row(int type, const void *src, float *dst, int64_t n) {
+    if (!bonsai_type_info(type) || !TYPES[type].dequantize) return false;
+    TYPES[type].dequantize(src, dst, n);
+    return true;
+}
+
+bool bonsai_quantize_row(int type, const float *src, void *dst, int64_t n) {
+    if (!bonsai_type_info(type) || !TYPES[type].quantize) return false;
+    TYPES[type].quantize(src, dst, n);
+    return true;
+}
