@@ -1,0 +1,60 @@
+import CBonsai
+
+/// A ggml tensor type (the ids written in GGUF files), with the block geometry from the C table.
+public struct TensorType: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: Int
+
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    public static let f32 = TensorType(rawValue: 0)
+    public static let f16 = TensorType(rawValue: 1)
+    public static let q4_0 = TensorType(rawValue: 2)
+    public static let q4_1 = TensorType(rawValue: 3)
+    public static let q5_0 = TensorType(rawValue: 6)
+    public static let q5_1 = TensorType(rawValue: 7)
+    public static let q8_0 = TensorType(rawValue: 8)
+    public static let q2_K = TensorType(rawValue: 10)
+    public static let q3_K = TensorType(rawValue: 11)
+    public static let q4_K = TensorType(rawValue: 12)
+    public static let q5_K = TensorType(rawValue: 13)
+    public static let q6_K = TensorType(rawValue: 14)
+    public static let bf16 = TensorType(rawValue: 30)
+
+    private var traits: bonsai_type_traits? { bonsai_type_info(Int32(rawValue))?.pointee }
+
+    /// Known to ggml and to us (its geometry is known even if we cannot run it).
+    public var isKnown: Bool { traits != nil }
+    /// Weights of this type can be dequantized and run.
+    public var canRun: Bool { traits?.can_dequantize ?? false }
+    public var blockSize: Int { Int(traits?.block_size ?? 0) }
+    public var typeSize: Int { Int(traits?.type_size ?? 0) }
+    public var isQuantized: Bool { blockSize > 1 }
+
+    /// ggml's name ("q4_0", "q6_K", "f16"), or "type N" for an id we do not know (IQ types...).
+    public var description: String {
+        if let t = traits { return String(cString: t.name) }
+        let iq: [Int: String] = [16: "iq2_xxs", 17: "iq2_xs", 18: "iq3_xxs", 19: "iq1_s", 20: "iq4_nl",
+                                 21: "iq3_s", 22: "iq2_s", 23: "iq4_xs", 29: "iq1_m", 34: "tq1_0", 35: "tq2_0",
+                                 39: "mxfp4"]
+        return iq[rawValue] ?? "type \(rawValue)"
+    }
+
+    /// Bytes of `elements` elements, or nil when the count is not a whole number of blocks.
+    public func byteCount(elements: Int) -> Int? {
+        guard blockSize > 0, elements % blockSize == 0 else { return nil }
+        let (n, overflow) = (elements / blockSize).multipliedReportingOverflow(by: typeSize)
+        return overflow ? nil : n
+    }
+
+    /// Parses a user's spelling: "q4_0", "Q4_K", "f16"...
+    public init?(name: String) {
+        let lower = name.lowercased()
+        for id in 0 ..< Int(BONSAI_TYPE_COUNT.rawValue) {
+            if let t = bonsai_type_info(Int32(id)), String(cString: t.pointee.name).lowercased() == lower {
+                self.init(rawValue: id)
+                return
+            }
+        }
+        return nil
+    }
+}
