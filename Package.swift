@@ -80,10 +80,11 @@ let package = Package(
             "Bonsai", "BonsaiFormats", "BonsaiTokenizer",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        
-        
-        
-        
+        // Tests read the reference fixtures from ../shared/fixtures (see Tests/TestSupport).
         .target(name: "TestSupport", dependencies: ["BonsaiFormats"], path: "Tests/TestSupport"),
+        .testTarget(name: "CBonsaiTests", dependencies: ["CBonsai", "BonsaiFormats", "TestSupport"]),
+        .testTarget(name: "BonsaiFormatsTests", dependencies: ["BonsaiFormats", "TestSupport"]),
+        .testTarget(name: "BonsaiTokenizerTests", dependencies: ["BonsaiTokenizer", "TestSupport"]),
+        .testTarget(name: "BonsaiTests", dependencies: ["Bonsai", "BonsaiFormats", "BonsaiTokenizer", "TestSupport"]),
     ]
 )

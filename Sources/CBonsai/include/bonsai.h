@@ -145,3 +145,4 @@ const char *bonsai_cpu_features(void);   // e.g. "AVX2 FMA F16C" (what the kerne
 }
 #endif
 #endif
+#include "bonsai_interrupt.h"

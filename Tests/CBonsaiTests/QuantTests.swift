@@ -1,0 +1,164 @@
+import BonsaiFormats
+import CBonsai
+import TestSupport
+import XCTest
+
+/// The scalar references against llama.cpp's own numbers, and the kernels against the references.
+final class QuantTests: XCTestCase {
+    /// Every finite f16 survives f16 → f32 → f16 unchanged; f32 → f16 rounds to nearest even.
+    func testHalfConversionsAreExact() {
+        for h in 0 ... 0xFFFF {
+            let f = bonsai_f16_to_f32(UInt16(h))
+            if f.isNaN { continue }
+            XCTAssertEqual(bonsai_f32_to_f16(f), UInt16(h), "f16 bits \(h)")
+            XCTAssertEqual(Float(Float16(bitPattern: UInt16(h))), f, "f16 bits \(h)")
+        }
+        // halfway cases round to even, and overflow to infinity
+        XCTAssertEqual(bonsai_f32_to_f16(1 + 1.0 / 2048), 0x3C00)           // 1 + half ulp → 1
+        XCTAssertEqual(bonsai_f32_to_f16(1 + 3.0 / 2048), 0x3C02)           // 1 + 1.5 ulp → 1 + 2 ulp
+        XCTAssertEqual(bonsai_f32_to_f16(65520), 0x7C00)
+        XCTAssertEqual(bonsai_f32_to_f16(5.960464477539063e-08), 0x0001)    // smallest subnormal
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0 ..< 100_000 {
+            let f = Float(bitPattern: UInt32.random(in: 0 ... 0x477F_E000, using: &rng)) * (Bool.random() ? 1 : -1)
+            XCTAssertEqual(bonsai_f32_to_f16(f), Float16(f).bitPattern, "\(f)")
+        }
+    }
+
+    /// dequant_samples: the first 8 rows of one tensor per type, dequantized by gguf-py (which is
+    /// bit-identical to ggml's dequantize_row_*). Ours must be bit-identical too: tolerance 0.
+    func testDequantizationMatchesGGUFPyBitForBit() throws {
+        let meta = try Fixtures.json("refs/dequant_samples.json")
+        let refs = try SafetensorsFile(path: try Fixtures.path("refs/dequant_samples.safetensors"))
+        let samples = try XCTUnwrap(meta["samples"] as? [[String: Any]])
+        var types = Set<String>()
+        for s in samples {
+            let gguf = try GGUFFile(path: try Fixtures.path(s["gguf"] as! String))
+            let t = try XCTUnwrap(gguf.tensor(s["tensor"] as! String))
+            let expected = try XCTUnwrap(refs.floats(s["key"] as! String))
+            let n = 8 * t.cols
+            var got = [Float](repeating: .nan, count: n)
+            XCTAssertTrue(bonsai_dequantize_row(Int32(t.type.rawValue), t.data, &got, Int64(n)))
+            XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "\(s["key"]!)")
+            types.insert(t.type.description)
+        }
+        XCTAssertEqual(types, ["q8_0", "q4_0", "q4_K", "q6_K"])
+    }
+
+    /// Our reference quantizers give the same bytes as llama.cpp's: model-q8_0.gguf was quantized from the
+    /// f16 weights by gguf-py (byte-identical to llama-quantize), model-q4_0.gguf by llama-quantize.
+    func testQuantizersReproduceLlamaCppBytes() throws {
+        let repo = try HFRepo(path: try Fixtures.path("hf"))
+        for (file, type) in [("gguf/model-q8_0.gguf", TensorType.q8_0), ("gguf/model-q4_0.gguf", .q4_0)] {
+            let gguf = try GGUFFile(path: try Fixtures.path(file))
+            var checked = 0
+            for info in gguf.tensorInfos where info.type == type {
+                let hfName = try XCTUnwrap(hfName(info.name), info.name)
+                let src = try XCTUnwrap(repo.tensor(hfName)?.floats(), hfName)
+                var out = [UInt8](repeating: 0, count: info.byteCount)
+                XCTAssertTrue(bonsai_quantize_row(Int32(type.rawValue), src, &out, Int64(src.count)))
+                let expected = UnsafeRawBufferPointer(start: gguf.tensor(info.name)!.data, count: info.byteCount)
+                XCTAssertTrue(out.elementsEqual(expected), "\(file) \(info.name): bytes differ")
+                checked += 1
+            }
+            XCTAssertGreaterThanOrEqual(checked, 13, file)
+        }
+    }
+
+    /// The matmul kernel (dequantize tile + dispatched f32 dot) against a double-precision product of the
+    /// dequantized rows, for every runnable type, with shapes that are not multiples of the tile size.
+    /// Tolerance: f32 accumulation over `cols` terms of size ≤ 1: relative 1e-5 of Σ|w·x|.
+    func testMatmulMatchesReferenceForEveryType() {
+        var rng = SplitMix(seed: 7)
+        for type in [TensorType.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K] {
+            let rows = 37, cols = 512, T = 3
+            let rowBytes = type.byteCount(elements: cols)!
+            // random blocks: valid bytes for every type; keep the f16 scales finite and small
+            var w = [UInt8](repeating: 0, count: rows * rowBytes)
+            for i in w.indices { w[i] = UInt8.random(in: 0 ... 255, using: &rng) }
+            if type.isQuantized || type == .f16 || type == .bf16 || type == .f32 {
+                var dense = [Float](repeating: 0, count: rows * cols)
+                for i in dense.indices { dense[i] = Float.random(in: -1 ... 1, using: &rng) }
+                if type == .f32 || type == .f16 || type == .bf16 || type == .q4_0 || type == .q8_0 {
+                    for r in 0 ..< rows {
+                        w.withUnsafeMutableBytes { p in
+                            _ = bonsai_quantize_row(Int32(type.rawValue), Array(dense[r * cols ..< (r + 1) * cols]),
+                                                    p.baseAddress! + r * rowBytes, Int64(cols))
+                        }
+                    }
+                } else {
+                    fixScales(&w, type: type, rows: rows, rowBytes: rowBytes)
+                }
+            }
+            var x = [Float](repeating: 0, count: T * cols)
+            for i in x.indices { x[i] = Float.random(in: -1 ... 1, using: &rng) }
+            var y = [Float](repeating: 0, count: T * rows)
+            let bias = (0 ..< rows).map { Float($0) * 0.01 }
+            w.withUnsafeBytes { wp in
+                var m = bonsai_matrix(type: Int32(type.rawValue), rows: Int64(rows), cols: Int64(cols),
+                                      row_stride: rowBytes, data: wp.baseAddress!)
+                bonsai_matmul(&m, x, Int64(T), &y, Int64(rows), bias)
+                var row = [Float](repeating: 0, count: cols)
+                for r in 0 ..< rows {
+                    bonsai_matrix_row(&m, Int64(r), &row)
+                    for t in 0 ..< T {
+                        var ref = 0.0, mag = 0.0
+                        for c in 0 ..< cols {
+                            ref += Double(row[c]) * Double(x[t * cols + c])
+                            mag += abs(Double(row[c]) * Double(x[t * cols + c]))
+                        }
+                        ref += Double(bias[r])
+                        XCTAssertEqual(Double(y[t * rows + r]), ref, accuracy: 1e-5 * max(mag, 1), "\(type) r\(r) t\(t)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Random bytes in the f16 scale fields of the other types could be inf/nan; set them to small values.
+    private func fixScales(_ w: inout [UInt8], type: TensorType, rows: Int, rowBytes: Int) {
+        let blockBytes = type.typeSize
+        let scaleOffsets: [Int]
+        switch type {
+        case .q4_1, .q5_1: scaleOffsets = [0, 2]
+        case .q5_0: scaleOffsets = [0]
+        case .q2_K: scaleOffsets = [80, 82]
+        case .q3_K: scaleOffsets = [108]
+        case .q4_K, .q5_K: scaleOffsets = [0, 2]
+        case .q6_K: scaleOffsets = [208]
+        default: scaleOffsets = []
+        }
+        let half = bonsai_f32_to_f16(0.01)
+        for b in stride(from: 0, to: w.count, by: blockBytes) {
+            for o in scaleOffsets {
+                w[b + o] = UInt8(half & 0xFF)
+                w[b + o + 1] = UInt8(half >> 8)
+            }
+        }
+    }
+
+    private func hfName(_ gguf: String) -> String? {
+        let table: [String: String] = [
+            "token_embd.weight": "model.embed_tokens.weight", "output.weight": "lm_head.weight",
+            "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
+            "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.dense.weight",
+            "ffn_up.weight": "mlp.fc1.weight", "ffn_down.weight": "mlp.fc2.weight",
+        ]
+        if let h = table[gguf] { return h }
+        let p = gguf.split(separator: ".", maxSplits: 2)
+        guard p.count == 3, let h = table[String(p[2])] else { return nil }
+        return "model.layers.\(p[1]).\(h)"
+    }
+}
+
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
