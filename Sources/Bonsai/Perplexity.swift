@@ -32,7 +32,7 @@ public enum Perplexity {
                 let ids = Array(chunk[b ..< min(nCtx, b + batch)])
                 try model.forward(ids, cache: cache, act: act, allLogits: true)
                 // score positions j in [first, nCtx - 1) that are in this batch: logits[j] predicts chunk[j + 1]
-                for j in max(b, first) ..< min(b + ids.count, nCtx - 1) {
+                for j in stride(from: max(b, first), to: min(b + ids.count, nCtx - 1), by: 1) {
                     let row = act.logits.pointer + (j - b) * vocab
                     result.nll += logSumExp(row, vocab) - Double(row[chunk[j + 1]])
                     result.count += 1

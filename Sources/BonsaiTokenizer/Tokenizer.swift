@@ -16,6 +16,8 @@ public final class Tokenizer: @unchecked Sendable {
     public let kinds: [TokenKind]
     public let eosID: Int
     public let bosID: Int
+    /// The BPE merges in rank order, as loaded (written back into GGUF files).
+    public let mergeList: [(String, String)]
     private let ids: [String: Int32]
     private let merges: [UInt64: (rank: Int32, merged: Int32)]
     /// Added tokens matched in raw text, longest first.
@@ -29,6 +31,7 @@ public final class Tokenizer: @unchecked Sendable {
         self.kinds = kinds
         self.eosID = eosID
         self.bosID = bosID
+        mergeList = merges
         var ids: [String: Int32] = [:]
         ids.reserveCapacity(tokens.count)
         for (i, t) in tokens.enumerated() where kinds[i] != .unused && ids[t] == nil { ids[t] = Int32(i) }

@@ -1,0 +1,63 @@
+import Bonsai
+import BonsaiFormats
+import Foundation
+import TestSupport
+import XCTest
+
+/// Bad model files give one clear error, never a crash.
+final class LoadingErrorTests: XCTestCase {
+    private func expectLoadError(_ path: String, contains: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try ModelLoader.load(path: path), file: file, line: line) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains(contains), "\(message)", file: file, line: line)
+            XCTAssertFalse(message.contains("\n"), "one line: \(message)", file: file, line: line)
+        }
+    }
+
+    func testWrongArchitecture() throws {
+        let g = try GGUFFile(path: try Fixtures.path("gguf/model-q4_0.gguf"))
+        var w = GGUFWriter()
+        w.metadata = g.metadata
+        w.set("general.architecture", .string("llama"))
+        let out = Fixtures.temporaryPath("llama.gguf")
+        try w.write(to: out)
+        expectLoadError(out, contains: "architecture is llama")
+    }
+
+    func testMissingTensorAndWrongShape() throws {
+        let g = try GGUFFile(path: try Fixtures.path("gguf/model-q8_0.gguf"))
+        var w = GGUFWriter()
+        w.metadata = g.metadata
+        for t in g.tensors where t.name != "blk.1.ffn_down.weight" {
+            w.tensors.append(.init(name: t.name, type: t.type, ne: t.ne, bytes: UnsafeRawBufferPointer(start: t.data, count: t.byteCount)))
+        }
+        let out = Fixtures.temporaryPath("missing.gguf")
+        try w.write(to: out)
+        expectLoadError(out, contains: "tensor blk.1.ffn_down.weight is missing")
+
+        w.set("phi2.embedding_length", .uint32(128))
+        try w.write(to: out)
+        expectLoadError(out, contains: "shape")
+    }
+
+    func testTruncatedModelFiles() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.path("gguf/model-q4_0.gguf")))
+        let out = Fixtures.temporaryPath("truncated.gguf")
+        for cut in [0, 3, 7, 100, 5000, 1_000_000, data.count / 2, data.count - 1] {
+            try data.prefix(cut).write(to: URL(fileURLWithPath: out))
+            XCTAssertThrowsError(try ModelLoader.load(path: out), "cut at \(cut)") {
+                XCTAssertTrue("\($0)".hasPrefix(out), "\($0)")
+            }
+        }
+    }
+
+    func testNotAModel() throws {
+        expectLoadError("/nonexistent/model.gguf", contains: "no such file")
+        let dir = Fixtures.temporaryPath("empty-dir")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        expectLoadError(dir, contains: "config.json")
+        let json = Fixtures.temporaryPath("garbage.gguf")
+        try Data("{\"hello\": 1}".utf8).write(to: URL(fileURLWithPath: json))
+        expectLoadError(json, contains: "bad magic")
+    }
+}

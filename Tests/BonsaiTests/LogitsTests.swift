@@ -1,0 +1,106 @@
+import Bonsai
+import BonsaiFormats
+import Foundation
+import TestSupport
+import XCTest
+
+/// Logits against the fixtures' references.
+///
+/// Tolerances. Bonsai dequantizes weights to f32 exactly (bit-identical to gguf-py) and computes in f32,
+/// so against transformers fp32 on the same weights (`hf_fp32` for the HF repo, `hf_dequant_<type>` for
+/// a GGUF) only the order of f32 sums differs: measured ≤ 8e-6 on logits of std 1.6. We allow 1e-4
+/// (≈ 10 ulp-level reorderings of 1024-term dot products; a real bug such as a wrong rotary dim or a
+/// missing bias moves logits by > 0.1).
+/// llama.cpp rounds activations to f16/q8 inside its matmuls, so `gguf_<type>` differs from the same
+/// weights in f32 by the amount the fixture README reports as "gguf_<type> vs hf_dequant_<type>"; we allow
+/// that observed difference plus 10%.
+final class LogitsTests: XCTestCase {
+    static let exactTolerance: Float = 1e-4
+    /// Fixture README, "gguf_<type> vs hf_dequant_<type>" (and gguf_f16 vs hf_fp32), max abs Δ last logits.
+    static let llamaCppObserved: [String: Float] = ["q8_0": 0.0955, "q4_0": 0.1035, "q4_K_M": 0.1248, "f16": 0.0041]
+
+    /// Last-position logits, per-position logsumexp and argmax, against one reference.
+    private func check(_ modelKey: String, against refKey: String, tolerance: Float) throws {
+        let m = try Models.load(modelKey)
+        let ref = try Fixtures.reference(refKey)
+        var worstLast: Float = 0, worstLSE: Float = 0, argmaxMismatch = 0, positions = 0
+        for (i, p) in try Fixtures.prompts().enumerated() {
+            let logits = try Models.allLogits(m, p.ids)
+            if let last = ref.lastLogits(i) { worstLast = max(worstLast, maxAbsDiff(logits.last!, last)) }
+            let lse = try XCTUnwrap(ref.logsumexp(i))
+            worstLSE = max(worstLSE, maxAbsDiff(logits.map(Models.logSumExp), lse))
+            for (j, row) in logits.enumerated() {
+                positions += 1
+                let a = Models.argmax(row)
+                if a != ref.argmax(i)[j] {
+                    argmaxMismatch += 1
+                    // only a near-tie may flip: the two candidates' logits within the tolerance
+                    XCTAssertLessThanOrEqual(row[a] - row[ref.argmax(i)[j]], 2 * tolerance,
+                                             "\(modelKey) vs \(refKey): prompt \(i) position \(j) argmax \(a) ≠ \(ref.argmax(i)[j])")
+                }
+            }
+        }
+        print("\(modelKey) vs \(refKey): max |Δ last logits| \(worstLast), max |Δ logsumexp| \(worstLSE), argmax differs at \(argmaxMismatch)/\(positions)")
+        XCTAssertLessThanOrEqual(worstLast, tolerance, "\(modelKey) vs \(refKey) last logits")
+        XCTAssertLessThanOrEqual(worstLSE, tolerance, "\(modelKey) vs \(refKey) logsumexp")
+    }
+
+    func testHFRepoMatchesTransformersFP32() throws {
+        try check("hf", against: "hf_fp32", tolerance: Self.exactTolerance)
+        try check("hf", against: "gguf_f16", tolerance: Self.llamaCppObserved["f16"]! * 1.1)
+    }
+
+    func testQ8_0() throws {
+        try check("q8_0", against: "hf_dequant_q8_0", tolerance: Self.exactTolerance)
+        try check("q8_0", against: "gguf_q8_0", tolerance: Self.llamaCppObserved["q8_0"]! * 1.1)
+    }
+
+    func testQ4_0() throws {
+        try check("q4_0", against: "hf_dequant_q4_0", tolerance: Self.exactTolerance)
+        try check("q4_0", against: "gguf_q4_0", tolerance: Self.llamaCppObserved["q4_0"]! * 1.1)
+    }
+
+    /// Q4_K for most weights and Q6_K for ffn_down / output (llama-quantize's Q4_K_M mix).
+    func testQ4_K_M() throws {
+        try check("q4_K_M", against: "hf_dequant_q4_K_M", tolerance: Self.exactTolerance)
+        try check("q4_K_M", against: "gguf_q4_K_M", tolerance: Self.llamaCppObserved["q4_K_M"]! * 1.1)
+    }
+
+    /// An f16 GGUF written by our converter from the sharded fp16 repo: the same f16 weights, so the logits
+    /// equal the repo's bit for bit, and match llama.cpp's f16 file within its own rounding.
+    func testShardedFP16RepoAndF16GGUFAgree() throws {
+        let hf = try Models.load("hf"), f16 = try Models.load("f16")
+        for p in try Fixtures.prompts() {
+            XCTAssertEqual(try Models.allLogits(hf, p.ids), try Models.allLogits(f16, p.ids), p.name)
+        }
+        try check("f16", against: "hf_fp32", tolerance: Self.exactTolerance)
+        try check("f16", against: "gguf_f16", tolerance: Self.llamaCppObserved["f16"]! * 1.1)
+    }
+
+    /// Older files fuse q/k/v into attn_qkv; the fixture's llama.cpp run of such a file gave logits
+    /// bit-identical to the split file, and so must ours.
+    func testFusedAndSplitQKVGiveIdenticalLogits() throws {
+        let fused = try Models.load("q8_0-fused-qkv"), split = try Models.load("q8_0")
+        XCTAssertNotNil(fused.gguf?.tensor("blk.0.attn_qkv.weight"))
+        XCTAssertNil(fused.gguf?.tensor("blk.0.attn_q.weight"))
+        for p in try Fixtures.prompts() {
+            XCTAssertEqual(try Models.allLogits(fused, p.ids), try Models.allLogits(split, p.ids), p.name)
+        }
+        try check("q8_0-fused-qkv", against: "gguf_q8_0-fused-qkv", tolerance: Self.llamaCppObserved["q8_0"]! * 1.1)
+    }
+
+    /// Feeding a prompt one token at a time through the KV cache gives exactly the logits of one batch.
+    func testKVCacheIncrementalEqualsBatch() throws {
+        let m = try Models.load("q4_0")
+        let ids = try Fixtures.prompts()[0].ids
+        let batch = try Models.allLogits(m, ids)
+        let c = m.model.config
+        let cache = KVCache(config: c, nCtx: 64)
+        let act = Phi2Activations(config: c, maxTokens: 1, nCtx: 64, allLogits: false)
+        for (t, id) in ids.enumerated() {
+            try m.model.forward([id], cache: cache, act: act)
+            XCTAssertEqual(act.logits.array, batch[t], "position \(t)")
+        }
+        XCTAssertEqual(cache.length, ids.count)
+    }
+}
