@@ -104,3 +104,31 @@ final class LogitsTests: XCTestCase {
         XCTAssertEqual(cache.length, ids.count)
     }
 }
+
+final class LoadTimeQuantizationTests: XCTestCase {
+    /// `--quantize q8_0` on the fp16 repo makes the same bytes llama.cpp's converter wrote into
+    /// model-q8_0.gguf (all 14 matrices are Q8_0 there), so the logits are bit-identical.
+    func testHFQuantizedToQ8_0EqualsTheQ8_0GGUF() throws {
+        let q = try ModelLoader.load(path: try Fixtures.path("hf"), options: .init(quantize: .q8_0))
+        XCTAssertEqual(q.model.layers[0].fc1.type, .q8_0)
+        XCTAssertEqual(q.model.embed_tokens.type, .q8_0)
+        let gguf = try Models.load("q8_0")
+        for p in try Fixtures.prompts().prefix(3) {
+            XCTAssertEqual(try Models.allLogits(q, p.ids), try Models.allLogits(gguf, p.ids), p.name)
+        }
+    }
+
+    /// `--quantize q4_0`: the matrices become Q4_0 with llama.cpp's reference quantizer; the logits then
+    /// match the Q4_0 reference (which also has its output matrix in Q6_K) only as closely as two
+    /// different 4-bit roundings of the same weights do (README: q4_0 vs hf_fp32 1.55). We check they stay
+    /// within that bound of the fp32 reference.
+    func testHFQuantizedToQ4_0StaysWithinQ4_0Error() throws {
+        let q = try ModelLoader.load(path: try Fixtures.path("hf"), options: .init(quantize: .q4_0))
+        XCTAssertEqual(q.model.layers[1].fc2.type, .q4_0)
+        let ref = try Fixtures.reference("hf_fp32")
+        for (i, p) in try Fixtures.prompts().enumerated() {
+            let last = try Models.allLogits(q, p.ids).last!
+            XCTAssertLessThanOrEqual(maxAbsDiff(last, try XCTUnwrap(ref.lastLogits(i))), 1.5561 * 1.5, p.name)
+        }
+    }
+}

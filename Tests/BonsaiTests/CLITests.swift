@@ -1,0 +1,84 @@
+import Bonsai
+import Foundation
+import TestSupport
+import XCTest
+
+/// The `bonsai` executable as a user runs it (built next to the test bundle).
+final class CLITests: XCTestCase {
+    struct Run { let status: Int32; let stdout: String; let stderr: String }
+
+    private func bonsai(_ args: [String], stdin: String? = nil) throws -> Run {
+        let dir = Bundle.main.bundleURL.deletingLastPathComponent()
+        var exe = dir.appendingPathComponent("bonsai")
+        if !FileManager.default.fileExists(atPath: exe.path) {
+            exe = Bundle.main.bundleURL.appendingPathComponent("bonsai")   // layout of other platforms
+        }
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else { throw XCTSkip("bonsai executable not built at \(exe.path)") }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = args
+        let out = Pipe(), err = Pipe(), inp = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = inp
+        try p.run()
+        if let s = stdin { inp.fileHandleForWriting.write(Data(s.utf8)) }
+        try inp.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Run(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func testGenerateGreedyPrintsTheReferenceContinuation() throws {
+        let model = try Fixtures.path("gguf/model-q4_0.gguf")
+        let p = try Fixtures.prompts()[2]   // code prompt: the reference's 32 greedy tokens are all real tokens
+        let ref = try Fixtures.reference("hf_dequant_q4_0").greedy(2)
+        XCTAssertTrue(ref.allSatisfy { $0 < 50295 })
+        let r = try bonsai(["generate", "-m", model, "--temp", "0", "-n", "32", "--no-escape", "-p", p.text])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let tok = try Models.load("q4_0").tokenizer
+        XCTAssertEqual(r.stdout, tok.decode(ref) + "\n")
+        XCTAssertTrue(r.stderr.contains("t/s"), r.stderr)
+    }
+
+    func testTokenizePrintsIDs() throws {
+        let r = try bonsai(["tokenize", "-m", try Fixtures.path("hf"), "-p", "Hello world"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertEqual(r.stdout, "[15496, 995]\n")
+    }
+
+    /// Two identical questions with /reset between give identical greedy answers; without it the second
+    /// answer continues the conversation (different context, different answer), and /exit ends cleanly.
+    func testChatKeepsHistoryAndResets() throws {
+        let model = try Fixtures.path("gguf/model-q8_0.gguf")
+        let r = try bonsai(["chat", "-m", model, "--temp", "0", "-n", "12"],
+                           stdin: "/help\nWhat is the ocean?\n/reset\nWhat is the ocean?\nWhat is the ocean?\n/exit\n")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let answers = r.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
+        XCTAssertEqual(answers.count, 3, r.stdout)
+        XCTAssertEqual(answers[0], answers[1], "after /reset the same question gets the same answer")
+        XCTAssertTrue(r.stderr.contains("/reset"), "help was printed")
+        XCTAssertTrue(r.stderr.contains("(conversation cleared)"))
+        XCTAssertEqual(r.stderr.components(separatedBy: "t/s").count - 1, 3, "a speed line per answer")
+    }
+
+    func testBadInputGivesOneLineErrorAndNonZeroExit() throws {
+        let bad = Fixtures.temporaryPath("not-a-model.gguf")
+        try Data("this is not a gguf file at all".utf8).write(to: URL(fileURLWithPath: bad))
+        for args in [["generate", "-m", bad, "-p", "x"], ["generate", "-m", "/no/such/file", "-p", "x"],
+                     ["info", "-m", bad], ["chat", "-m", bad]] {
+            let r = try bonsai(args)
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "one line: \(r.stderr)")
+            XCTAssertTrue(r.stderr.hasPrefix("bonsai: error:"), r.stderr)
+        }
+        let model = try Fixtures.path("gguf/model-q4_0.gguf")
+        for args in [["generate", "-m", model, "-p", "x", "--temp", "-1"], ["generate", "-m", model, "-p", "x", "--top-p", "0"],
+                     ["generate", "-m", model, "-p", "x", "--ctx-size", "0"], ["generate", "-m", model, "-p", "x", "--quantize", "q9"],
+                     ["perplexity", "-m", model, "-f", "/no/such/text.txt"]] {
+            let r = try bonsai(args)
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertFalse(r.stderr.isEmpty)
+        }
+    }
+}
