@@ -38,10 +38,11 @@ struct Chat: ParsableCommand {
             printErr("format: \(template.summary). /help for commands, Ctrl-C stops an answer.")
             bonsai_interrupt_install()
             var first = true
+            var input = LineReader()
             while true {
                 if interactive { emit("\n> ") }
                 bonsai_interrupt_clear()
-                guard let line = readLine(strippingNewline: true) else { break }   // EOF or Ctrl-C at the prompt
+                guard let line = input.next() else { break }   // EOF or Ctrl-C at the prompt
                 let message = line.trimmingCharacters(in: .whitespaces)
                 if message.isEmpty { continue }
                 switch message {
