@@ -63,6 +63,7 @@ static void axpy_f32_avx2(float *y, float s, const float *x, int64_t n) {
 
 // ---------------------------------------------------------------------------- dispatch
 
+bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
 bonsai_dot_fn bonsai_dot_f32 = dot_f32_generic;
 bonsai_axpy_fn bonsai_axpy_f32 = axpy_f32_generic;
 static char features[128] = "generic";
@@ -109,6 +110,7 @@ static void simd_init_once(void) {
     if (avx2) {
         bonsai_dot_f32 = dot_f32_avx2;
         bonsai_axpy_f32 = axpy_f32_avx2;
+        if (caps.f16c) bonsai_register_avx2_kernels(bonsai_fast_dot);
     }
     if (!features[0]) strcpy(features, "SSE2");
     else features[strlen(features) - 1] = 0;

@@ -299,6 +299,63 @@ static void quant_q8_0(const float *x, void *dst, int64_t n) {
     }
 }
 
+// Activations for the int8 dot products. q8_1 also keeps s = d * sum(q), q8_K the sums of each 16.
+static void quant_q8_1(const float *x, void *dst, int64_t n) {
+    block_q8_1 *y = dst;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, x += BONSAI_QK) {
+        float amax = 0.0f;
+        for (int j = 0; j < BONSAI_QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f;
+        const float id = d ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < BONSAI_QK; j++) {
+            y[i].qs[j] = (int8_t)roundf(x[j] * id);
+            sum += y[i].qs[j];
+        }
+        y[i].d = bonsai_f32_to_f16(d);
+        y[i].s = bonsai_f32_to_f16(d * (float)sum);
+    }
+}
+
+static void quant_q8_K(const float *x, void *dst, int64_t n) {
+    block_q8_K *y = dst;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++, x += BONSAI_QKK) {
+        float amax = 0.0f, max = 0.0f;   // largest magnitude, sign kept
+        for (int j = 0; j < BONSAI_QKK; j++) {
+            if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
+        }
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < BONSAI_QKK; j++) {
+            int v = (int)lrintf(iscale * x[j]);
+            y[i].qs[j] = (int8_t)(v > 127 ? 127 : v);
+        }
+        for (int j = 0; j < BONSAI_QKK / 16; j++) {
+            int sum = 0;
+            for (int k = 0; k < 16; k++) sum += y[i].qs[j * 16 + k];
+            y[i].bsums[j] = (int16_t)sum;
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}
+
+static void dequant_q8_1(const void *src, float *y, int64_t n) {
+    const block_q8_1 *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, y += BONSAI_QK) {
+        const float d = F16(x[i].d);
+        for (int j = 0; j < BONSAI_QK; j++) y[j] = x[i].qs[j] * d;
+    }
+}
+
+static void dequant_q8_K(const void *src, float *y, int64_t n) {
+    const block_q8_K *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++, y += BONSAI_QKK)
+        for (int j = 0; j < BONSAI_QKK; j++) y[j] = x[i].qs[j] * x[i].d;
+}
+
 static void quant_q4_0(const float *x, void *dst, int64_t n) {
     block_q4_0 *y = dst;
     for (int64_t i = 0; i < n / BONSAI_QK; i++, x += BONSAI_QK) {
@@ -342,27 +399,31 @@ typedef struct {
     quant_fn quantize;
 } type_entry;
 
+#define Q8_0 BONSAI_TYPE_Q8_0
+#define Q8_1 BONSAI_TYPE_Q8_1
+#define Q8_K BONSAI_TYPE_Q8_K
 static const type_entry TYPES[BONSAI_TYPE_COUNT] = {
-    [BONSAI_TYPE_F32]  = {{"f32", 1, 4, true}, dequant_f32, quant_f32},
-    [BONSAI_TYPE_F16]  = {{"f16", 1, 2, true}, dequant_f16, quant_f16},
-    [BONSAI_TYPE_BF16] = {{"bf16", 1, 2, true}, dequant_bf16, quant_bf16},
-    [BONSAI_TYPE_Q4_0] = {{"q4_0", BONSAI_QK, sizeof(block_q4_0), true}, dequant_q4_0, quant_q4_0},
-    [BONSAI_TYPE_Q4_1] = {{"q4_1", BONSAI_QK, sizeof(block_q4_1), true}, dequant_q4_1, NULL},
-    [BONSAI_TYPE_Q5_0] = {{"q5_0", BONSAI_QK, sizeof(block_q5_0), true}, dequant_q5_0, NULL},
-    [BONSAI_TYPE_Q5_1] = {{"q5_1", BONSAI_QK, sizeof(block_q5_1), true}, dequant_q5_1, NULL},
-    [BONSAI_TYPE_Q8_0] = {{"q8_0", BONSAI_QK, sizeof(block_q8_0), true}, dequant_q8_0, quant_q8_0},
-    [BONSAI_TYPE_Q8_1] = {{"q8_1", BONSAI_QK, sizeof(block_q8_1), false}, NULL, NULL},
-    [BONSAI_TYPE_Q2_K] = {{"q2_K", BONSAI_QKK, sizeof(block_q2_K), true}, dequant_q2_K, NULL},
-    [BONSAI_TYPE_Q3_K] = {{"q3_K", BONSAI_QKK, sizeof(block_q3_K), true}, dequant_q3_K, NULL},
-    [BONSAI_TYPE_Q4_K] = {{"q4_K", BONSAI_QKK, sizeof(block_q4_K), true}, dequant_q4_K, NULL},
-    [BONSAI_TYPE_Q5_K] = {{"q5_K", BONSAI_QKK, sizeof(block_q5_K), true}, dequant_q5_K, NULL},
-    [BONSAI_TYPE_Q6_K] = {{"q6_K", BONSAI_QKK, sizeof(block_q6_K), true}, dequant_q6_K, NULL},
-    [BONSAI_TYPE_Q8_K] = {{"q8_K", BONSAI_QKK, sizeof(block_q8_K), false}, NULL, NULL},
-    [BONSAI_TYPE_I8]   = {{"i8", 1, 1, false}, NULL, NULL},
-    [BONSAI_TYPE_I16]  = {{"i16", 1, 2, false}, NULL, NULL},
-    [BONSAI_TYPE_I32]  = {{"i32", 1, 4, false}, NULL, NULL},
-    [BONSAI_TYPE_I64]  = {{"i64", 1, 8, false}, NULL, NULL},
-    [BONSAI_TYPE_F64]  = {{"f64", 1, 8, false}, NULL, NULL},
+    //                      name    block       bytes                 run   vec_dot  dequantize     quantize
+    [BONSAI_TYPE_F32]  = {{"f32",  1,          4,                    true, -1},   dequant_f32,  quant_f32},
+    [BONSAI_TYPE_F16]  = {{"f16",  1,          2,                    true, -1},   dequant_f16,  quant_f16},
+    [BONSAI_TYPE_BF16] = {{"bf16", 1,          2,                    true, -1},   dequant_bf16, quant_bf16},
+    [BONSAI_TYPE_Q4_0] = {{"q4_0", BONSAI_QK,  sizeof(block_q4_0),   true, Q8_0}, dequant_q4_0, quant_q4_0},
+    [BONSAI_TYPE_Q4_1] = {{"q4_1", BONSAI_QK,  sizeof(block_q4_1),   true, Q8_1}, dequant_q4_1, NULL},
+    [BONSAI_TYPE_Q5_0] = {{"q5_0", BONSAI_QK,  sizeof(block_q5_0),   true, Q8_0}, dequant_q5_0, NULL},
+    [BONSAI_TYPE_Q5_1] = {{"q5_1", BONSAI_QK,  sizeof(block_q5_1),   true, Q8_1}, dequant_q5_1, NULL},
+    [BONSAI_TYPE_Q8_0] = {{"q8_0", BONSAI_QK,  sizeof(block_q8_0),   true, Q8_0}, dequant_q8_0, quant_q8_0},
+    [BONSAI_TYPE_Q8_1] = {{"q8_1", BONSAI_QK,  sizeof(block_q8_1),   false, -1},  dequant_q8_1, quant_q8_1},
+    [BONSAI_TYPE_Q2_K] = {{"q2_K", BONSAI_QKK, sizeof(block_q2_K),   true, Q8_K}, dequant_q2_K, NULL},
+    [BONSAI_TYPE_Q3_K] = {{"q3_K", BONSAI_QKK, sizeof(block_q3_K),   true, Q8_K}, dequant_q3_K, NULL},
+    [BONSAI_TYPE_Q4_K] = {{"q4_K", BONSAI_QKK, sizeof(block_q4_K),   true, Q8_K}, dequant_q4_K, NULL},
+    [BONSAI_TYPE_Q5_K] = {{"q5_K", BONSAI_QKK, sizeof(block_q5_K),   true, Q8_K}, dequant_q5_K, NULL},
+    [BONSAI_TYPE_Q6_K] = {{"q6_K", BONSAI_QKK, sizeof(block_q6_K),   true, Q8_K}, dequant_q6_K, NULL},
+    [BONSAI_TYPE_Q8_K] = {{"q8_K", BONSAI_QKK, sizeof(block_q8_K),   false, -1},  dequant_q8_K, quant_q8_K},
+    [BONSAI_TYPE_I8]   = {{"i8",   1,          1,                    false, -1},  NULL,         NULL},
+    [BONSAI_TYPE_I16]  = {{"i16",  1,          2,                    false, -1},  NULL,         NULL},
+    [BONSAI_TYPE_I32]  = {{"i32",  1,          4,                    false, -1},  NULL,         NULL},
+    [BONSAI_TYPE_I64]  = {{"i64",  1,          8,                    false, -1},  NULL,         NULL},
+    [BONSAI_TYPE_F64]  = {{"f64",  1,          8,                    false, -1},  NULL,         NULL},
 };
 
 _Static_assert(sizeof(block_q4_0) == 18, "q4_0 block");
@@ -388,7 +449,7 @@ size_t bonsai_row_size(int type, int64_t n) {
 }
 
 bool bonsai_dequantize_row(int type, const void *src, float *dst, int64_t n) {
-    if (!bonsai_type_info(type) || !TYPES[type].dequantize) return false;
+    if (!bonsai_type_info(type) || !TYPES[type].dequantize) return false;   // (q8_1/q8_K: activations, for tests)
     TYPES[type].dequantize(src, dst, n);
     return true;
 }
@@ -397,4 +458,21 @@ bool bonsai_quantize_row(int type, const float *src, void *dst, int64_t n) {
     if (!bonsai_type_info(type) || !TYPES[type].quantize) return false;
     TYPES[type].quantize(src, dst, n);
     return true;
+}
+
+// The reference for every fast dot product: dequantize both rows, multiply, sum in double.
+float bonsai_vec_dot_ref(int type, int64_t n, const void *w, const void *a) {
+    const bonsai_type_traits *t = bonsai_type_info(type);
+    if (!t || t->vec_dot_type < 0) return NAN;
+    float wf[BONSAI_QKK], af[BONSAI_QKK];
+    const int64_t chunk = BONSAI_QKK;   // a multiple of every block size
+    const size_t wb = bonsai_row_size(type, chunk), ab = bonsai_row_size(t->vec_dot_type, chunk);
+    double sum = 0;
+    for (int64_t i = 0; i < n; i += chunk) {
+        const int64_t m = n - i < chunk ? n - i : chunk;
+        bonsai_dequantize_row(type, (const char *)w + (size_t)(i / chunk) * wb, wf, m);
+        bonsai_dequantize_row(t->vec_dot_type, (const char *)a + (size_t)(i / chunk) * ab, af, m);
+        for (int64_t j = 0; j < m; j++) sum += (double)wf[j] * af[j];
+    }
+    return (float)sum;
 }

@@ -16,7 +16,11 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.short, .long], help: "Threads for the kernels (default: all cores).")
     var threads: Int?
 
+    @Flag(name: .customLong("f32-math"), help: "Dequantize weights to f32 and compute in f32 (slower; matches transformers on the same weights to ~1e-5). Default: int8 kernels, as llama.cpp.")
+    var f32Math = false
+
     func load() throws -> LoadedModel {
+        bonsai_set_math(f32Math ? BONSAI_MATH_F32 : BONSAI_MATH_FAST)
         if let t = threads {
             guard t >= 1 else { throw ValidationError("--threads must be at least 1") }
             bonsai_set_threads(Int32(t))

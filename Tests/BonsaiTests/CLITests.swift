@@ -34,7 +34,7 @@ final class CLITests: XCTestCase {
         let p = try Fixtures.prompts()[2]   // code prompt: the reference's 32 greedy tokens are all real tokens
         let ref = try Fixtures.reference("hf_dequant_q4_0").greedy(2)
         XCTAssertTrue(ref.allSatisfy { $0 < 50295 })
-        let r = try bonsai(["generate", "-m", model, "--temp", "0", "-n", "32", "--no-escape", "-p", p.text])
+        let r = try bonsai(["generate", "-m", model, "--temp", "0", "-n", "32", "--no-escape", "--f32-math", "-p", p.text])
         XCTAssertEqual(r.status, 0, r.stderr)
         let tok = try Models.load("q4_0").tokenizer
         XCTAssertEqual(r.stdout, tok.decode(ref) + "\n")

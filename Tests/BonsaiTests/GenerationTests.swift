@@ -1,10 +1,14 @@
 import Bonsai
+import CBonsai
 import BonsaiFormats
 import Foundation
 import TestSupport
 import XCTest
 
 final class GenerationTests: XCTestCase {
+    /// These compare with float32 references: run the f32 path (weights dequantized exactly, f32 math).
+    override func setUp() { bonsai_set_math(BONSAI_MATH_F32) }
+
     /// Greedy continuations (32 tokens) against the reference computed in fp32 on the same weights
     /// (transformers, full recompute at each step, argmax over all 51200 rows).
     ///

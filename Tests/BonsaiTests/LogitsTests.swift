@@ -1,4 +1,5 @@
 import Bonsai
+import CBonsai
 import BonsaiFormats
 import Foundation
 import TestSupport
@@ -15,6 +16,9 @@ import XCTest
 /// weights in f32 by the amount the fixture README reports as "gguf_<type> vs hf_dequant_<type>"; we allow
 /// that observed difference plus 10%.
 final class LogitsTests: XCTestCase {
+    /// These compare with float32 references: run the f32 path (weights dequantized exactly, f32 math).
+    override func setUp() { bonsai_set_math(BONSAI_MATH_F32) }
+
     static let exactTolerance: Float = 1e-4
     /// Fixture README, "gguf_<type> vs hf_dequant_<type>" (and gguf_f16 vs hf_fp32), max abs Δ last logits.
     static let llamaCppObserved: [String: Float] = ["q8_0": 0.0955, "q4_0": 0.1035, "q4_K_M": 0.1248, "f16": 0.0041]
@@ -106,6 +110,9 @@ final class LogitsTests: XCTestCase {
 }
 
 final class LoadTimeQuantizationTests: XCTestCase {
+    /// These compare with float32 references: run the f32 path (weights dequantized exactly, f32 math).
+    override func setUp() { bonsai_set_math(BONSAI_MATH_F32) }
+
     /// `--quantize q8_0` on the fp16 repo makes the same bytes llama.cpp's converter wrote into
     /// model-q8_0.gguf (all 14 matrices are Q8_0 there), so the logits are bit-identical.
     func testHFQuantizedToQ8_0EqualsTheQ8_0GGUF() throws {

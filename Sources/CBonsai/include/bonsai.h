@@ -46,6 +46,8 @@ typedef struct {
     int block_size;        // elements per block (1 for plain floats)
     int type_size;         // bytes per block
     bool can_dequantize;   // weights of this type can be run
+    int vec_dot_type;      // the type activations are quantized to for this type's int8 dot product
+                           // (q8_0, q8_1 or q8_K), or -1 where weights are dequantized to f32 instead
 } bonsai_type_traits;
 
 const bonsai_type_traits *bonsai_type_info(int type);   // NULL for an id we do not know
@@ -87,6 +89,20 @@ bool bonsai_dequantize_row(int type, const void *src, float *dst, int64_t n);
 // Quantize n floats into `type` blocks with ggml's reference quantizer (quantize_row_<type>_ref).
 // Returns false for a type without a quantizer here.
 bool bonsai_quantize_row(int type, const float *src, void *dst, int64_t n);
+
+// The reference dot product of one weight row with one activation row of type traits.vec_dot_type:
+// both dequantized to f32, products summed in double. Fast kernels are tested against it.
+float bonsai_vec_dot_ref(int type, int64_t n, const void *w, const void *a);
+
+// The dot product the fast path uses (an ISA-specific kernel where one exists, else the reference).
+float bonsai_vec_dot(int type, int64_t n, const void *w, const void *a);
+
+// How matmuls compute. FAST: weights of a type with an int8 kernel multiply activations quantized to
+// its vec_dot_type (as llama.cpp does; activation rounding ~0.4% per element). F32: weights are
+// dequantized to f32 and multiplied with f32 activations (matches float32 frameworks to ~1e-6).
+typedef enum { BONSAI_MATH_FAST = 0, BONSAI_MATH_F32 = 1 } bonsai_math;
+void bonsai_set_math(bonsai_math mode);
+bonsai_math bonsai_get_math(void);
 
 // ---------------------------------------------------------------------------------------------
 // A weight matrix as the kernels see it: rows x cols of `type`, rows contiguous, row_stride bytes apart.

@@ -1,0 +1,174 @@
+// matmul_avx2.c — int8 dot products of quantized weight rows with quantized activation rows (AVX2).
+//
+// Each kernel computes what bonsai_vec_dot_ref computes (dequantize both, multiply, sum) with integer
+// products: maddubs (u8 × s8 → pairs in i16), madd (i16 → i32, folding in a sub-block scale where the
+// type has one), and one float multiply per block by the two block scales. Tested against the reference.
+#include "bonsai.h"
+#include "simd.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+AVX2 static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline int hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+// 16 bytes of packed nibbles → 32 bytes: the low nibbles (elements 0..15), then the high ones (16..31).
+AVX2 static inline __m256i nibbles32(const uint8_t *p) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f));
+}
+
+// ------------------------------------------------------------------------------- q4_0 · q8_0
+// sum (q - 8) y = sum q y - 8 sum y, both as u8 × s8 products in i16 lanes (|pair| ≤ 2·15·127).
+AVX2 static float dot_q4_0_q8_0(int64_t n, const void *w, const void *a) {
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    const __m256i eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const int64_t nb = n / BONSAI_QK;
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        const __m256i y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256i y1 = _mm256_loadu_si256((const __m256i *)y[i + 1].qs);
+        const __m256i p0 = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(x[i].qs), y0), _mm256_maddubs_epi16(eight, y0));
+        const __m256i p1 = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(x[i + 1].qs), y1), _mm256_maddubs_epi16(eight, y1));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(_mm256_madd_epi16(p0, ones)), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(_mm256_madd_epi16(p1, ones)), acc1);
+    }
+    for (; i < nb; i++) {
+        const __m256i y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256i p0 = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(x[i].qs), y0), _mm256_maddubs_epi16(eight, y0));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(_mm256_madd_epi16(p0, ones)), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+// ------------------------------------------------------------------------------- q8_0 · q8_0
+// s8 × s8 through maddubs: |x| × (y with x's sign).
+AVX2 static float dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
+    const block_q8_0 *x = w;
+    const block_q8_0 *y = a;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const int64_t nb = n / BONSAI_QK;
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256i x1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs), y1 = _mm256_loadu_si256((const __m256i *)y[i + 1].qs);
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(y0, x0)), ones);
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1), _mm256_sign_epi8(y1, x1)), ones);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(y0, x0)), ones);
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+// ------------------------------------------------------------------------------- q4_K · q8_K
+// A 256-block is 8 sub-blocks of 32 with 6-bit scale sc and min m:
+//   sum = d·dy · Σ_s sc_s Σ q·y  −  dmin·dy · Σ_s m_s Σ y
+// madd by the broadcast scale folds sc_s in, so the block accumulates exactly in i32.
+static inline void q4_K_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        m[j] = q[j + 4] & 63;
+    }
+    for (int j = 4; j < 8; j++) {
+        sc[j] = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        m[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
+    const block_q4_K *x = w;
+    const block_q8_K *y = a;
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        uint8_t sc[8], m[8];
+        q4_K_scales(x[i].scales, sc, m);
+        const uint8_t *q = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        __m256i isum = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            const __m256i lo = _mm256_and_si256(qb, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
+            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * j])));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * j + 1])));
+        }
+        // Σ_s m_s (bsums[2s] + bsums[2s+1])
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        const __m256i mm = _mm256_cvtepu8_epi16(_mm_set_epi8(m[7], m[7], m[6], m[6], m[5], m[5], m[4], m[4],
+                                                              m[3], m[3], m[2], m[2], m[1], m[1], m[0], m[0]));
+        const int msum = hsum_epi32(_mm256_madd_epi16(bs, mm));
+        const float dy = y[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * dy), _mm256_cvtepi32_ps(isum), acc);
+        mins += h2f(x[i].dmin) * dy * (float)msum;
+    }
+    return hsum_ps(acc) - mins;
+}
+
+// ------------------------------------------------------------------------------- q6_K · q8_K
+// 256-block = 16 sub-blocks of 16 with int8 scales; q in 0..63 stands for q − 32:
+//   sum = d·dy · (Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y)
+AVX2 static float dot_q6_K_q8_K(int64_t n, const void *w, const void *a) {
+    const block_q6_K *x = w;
+    const block_q8_K *y = a;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
+        const int8_t *sc = x[i].scales, *q8 = y[i].qs;
+        __m256i isum = _mm256_setzero_si256();
+        for (int c = 0; c < 2; c++) {   // two chunks of 128: four groups of 32 elements each
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * c));
+            __m256i g[4];
+            g[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
+            g[1] = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
+            g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
+            g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
+            for (int k = 0; k < 4; k++) {
+                const int G = 4 * c + k;   // elements 32G .. 32G+31, scales sc[2G] (first 16), sc[2G+1]
+                const __m256i p = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * G)));
+                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * G + 1]), _mm_set1_epi16(sc[2 * G]));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+            }
+        }
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, s16), 5);   // 32 Σ sc·Σy
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(_mm256_sub_epi32(isum, corr)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]) {
+    table[BONSAI_TYPE_Q4_0] = dot_q4_0_q8_0;
+    table[BONSAI_TYPE_Q8_0] = dot_q8_0_q8_0;
+    table[BONSAI_TYPE_Q4_K] = dot_q4_K_q8_K;
+    table[BONSAI_TYPE_Q6_K] = dot_q6_K_q8_K;
+}
+#endif

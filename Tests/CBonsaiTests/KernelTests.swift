@@ -1,0 +1,74 @@
+import BonsaiFormats
+import CBonsai
+import XCTest
+
+/// Fast int8 kernels against the reference dot product (both rows dequantized, summed in double).
+final class KernelTests: XCTestCase {
+    /// Weight rows: real quantizations of random data where we have a quantizer, else random blocks
+    /// with sane scales. Activations: random data quantized to the type's vec_dot_type.
+    /// Tolerance: the kernels sum exact integer products per block and round once per block scale
+    /// product, so they agree with the double-precision reference to ~1e-6 of Σ|w·a|.
+    func testFastDotsMatchReference() {
+        var rng = SplitMix(seed: 11)
+        for type in [TensorType.q4_0, .q8_0, .q4_K, .q6_K, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q5_K] {
+            let info = bonsai_type_info(Int32(type.rawValue))!.pointee
+            let at = Int(info.vec_dot_type)
+            for n in [256, 2560, 10240] {
+                let w = randomRow(type, n, &rng)
+                var x = [Float](repeating: 0, count: n)
+                for i in x.indices { x[i] = Float.random(in: -3 ... 3, using: &rng) }
+                var a = [UInt8](repeating: 0, count: bonsai_row_size(Int32(at), Int64(n)))
+                XCTAssertTrue(bonsai_quantize_row(Int32(at), x, &a, Int64(n)))
+                let ref = bonsai_vec_dot_ref(Int32(type.rawValue), Int64(n), w, a)
+                let fast = bonsai_vec_dot(Int32(type.rawValue), Int64(n), w, a)
+                var wf = [Float](repeating: 0, count: n), af = [Float](repeating: 0, count: n)
+                bonsai_dequantize_row(Int32(type.rawValue), w, &wf, Int64(n))
+                bonsai_dequantize_row(Int32(at), a, &af, Int64(n))
+                let mag = zip(wf, af).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
+                XCTAssertEqual(Double(fast), Double(ref), accuracy: 2e-6 * mag + 1e-6, "\(type) n=\(n)")
+            }
+        }
+    }
+
+    /// Activation quantizers: q8_1 keeps s = d·Σq, q8_K keeps per-16 sums; both within half a step.
+    func testActivationQuantizers() {
+        var rng = SplitMix(seed: 5)
+        let n = 512
+        let x = (0 ..< n).map { _ in Float.random(in: -2 ... 2, using: &rng) }
+        for at in [BONSAI_TYPE_Q8_0, BONSAI_TYPE_Q8_1, BONSAI_TYPE_Q8_K] {
+            var q = [UInt8](repeating: 0, count: bonsai_row_size(Int32(at.rawValue), Int64(n)))
+            XCTAssertTrue(bonsai_quantize_row(Int32(at.rawValue), x, &q, Int64(n)))
+            var back = [Float](repeating: 0, count: n)
+            bonsai_dequantize_row(Int32(at.rawValue), q, &back, Int64(n))
+            let amax = x.map(abs).max()!
+            XCTAssertLessThanOrEqual(maxAbs(back, x), amax / 127 * 0.5 + 1e-3, "\(at)")
+            if at == BONSAI_TYPE_Q8_K {
+                q.withUnsafeBytes { p in
+                    let b = p.load(as: block_q8_K.self)
+                    var sums = b.bsums
+                    let qs = withUnsafeBytes(of: b.qs) { Array($0.bindMemory(to: Int8.self)) }
+                    withUnsafeBytes(of: &sums) { s in
+                        for j in 0 ..< 16 { XCTAssertEqual(Int(s.load(fromByteOffset: 2 * j, as: Int16.self)), qs[16 * j ..< 16 * j + 16].reduce(0) { $0 + Int($1) }) }
+                    }
+                }
+            }
+        }
+    }
+
+    private func maxAbs(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) } }
+
+    private func randomRow(_ type: TensorType, _ n: Int, _ rng: inout SplitMix) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: n)!)
+        let dense = (0 ..< n).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+        if bonsai_quantize_row(Int32(type.rawValue), dense, &bytes, Int64(n)) { return bytes }
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0 ... 255, using: &rng) }
+        // put small finite values into the f16 scale fields (offsets within each block)
+        let scaleOffsets: [Int] = [TensorType.q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q2_K: [80, 82], .q3_K: [108],
+                                   .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]][type] ?? []
+        let h = bonsai_f32_to_f16(0.02)
+        for b in stride(from: 0, to: bytes.count, by: type.typeSize) {
+            for o in scaleOffsets { bytes[b + o] = UInt8(h & 0xff); bytes[b + o + 1] = UInt8(h >> 8) }
+        }
+        return bytes
+    }
+}
