@@ -50,7 +50,7 @@ func findOpenMP() -> OpenMP? {
 
 let openMP = findOpenMP()
 
-var cSettings: [CSetting] = [.unsafeFlags(["-O3", "-ffp-contract=fast", "-fno-math-errno"])]
+var cSettings: [CSetting] = [.unsafeFlags(["-O3", "-ffp-contract=on", "-fno-math-errno"])]
 var cLinker: [LinkerSetting] = [.linkedLibrary("m")]
 if let omp = openMP {
     cSettings += [.define("BONSAI_OPENMP"), .unsafeFlags(["-fopenmp", "-I" + omp.include])]

@@ -22,6 +22,7 @@ public enum GGUFExport {
             ("general.architecture", .string("phi2")),
             ("general.type", .string("model")),
             ("general.name", .string(name)),
+            ("general.size_label", .string(sizeLabel(parameters: parameterCount(c)))),
             ("phi2.context_length", .uint32(UInt32(c.max_position_embeddings))),
             ("phi2.embedding_length", .uint32(UInt32(c.hidden_size))),
             ("phi2.feed_forward_length", .uint32(UInt32(c.intermediate_size))),
@@ -45,53 +46,18 @@ public enum GGUFExport {
         ]
     }
 
-    /// A Hugging Face PHI-2 folder as a GGUF file: weight matrices as `type` (f32, f16, bf16, q8_0 or
-    /// q4_0, with llama.cpp's reference quantizers), 1-D tensors as f32.
-    public static func convert(hfRepo path: String, to out: String, type: TensorType,
-                               progress: ((Int, Int) -> Void)? = nil) throws {
-        let repo = try HFRepo(path: path)
-        let config = try Phi2Config(hf: repo.config, path: path + "/config.json")
-        let tokenizer = try Tokenizer(hfRepo: path)
-        var w = GGUFWriter()
-        let name = (repo.config["_name_or_path"] as? String).map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "phi-2"
-        w.metadata = metadata(config: config, tokenizer: tokenizer, name: name, fileType: fileType(type))
-        for hfName in repo.tensorNames {
-            guard let ggufName = TensorNames.gguf(fromHF: hfName) else {
-                throw ModelError.badTensor(path: path, name: hfName, reason: "not a PHI-2 tensor name")
-            }
-            let t = repo.tensor(hfName)!
-            let target = t.ne.count == 1 || t.cols % max(type.blockSize, 1) != 0 ? TensorType.f32 : type
-            w.tensors.append(.init(name: ggufName, type: target, ne: t.ne) { sink in
-                try writeConverted(t, as: target, to: sink)
-            })
-        }
-        w.tensors.sort { order($0.name) < order($1.name) }
-        try w.write(to: out, progress: progress)
+    /// gguf-py's rounded parameter count: "28M", "2.8B".
+    public static func sizeLabel(parameters n: Int) -> String {
+        let (scaled, suffix): (Double, String) = n > 1_000_000_000_000 ? (Double(n) * 1e-12, "T")
+            : n > 1_000_000_000 ? (Double(n) * 1e-9, "B") : n > 1_000_000 ? (Double(n) * 1e-6, "M") : (Double(n) * 1e-3, "K")
+        let digits = String(Int(scaled.rounded())).count
+        return String(format: "%.\(max(2 - digits, 0))f%@", scaled, suffix)
     }
 
-    /// Tensor order of convert_hf_to_gguf.py: token_embd, blocks in order, then output_norm and output.
-    static func order(_ name: String) -> (Int, String) {
-        if name.hasPrefix("token_embd") { return (-1, name) }
-        if name.hasPrefix("blk."), let l = Int(name.split(separator: ".")[1]) { return (l, name) }
-        return (Int.max, name)
-    }
-
-    /// Streams a tensor row by row in another type (dequantize → f32 → quantize).
-    static func writeConverted(_ t: TensorRef, as type: TensorType, to sink: AtomicFileWriter) throws {
-        if t.type == type {
-            try sink.write(UnsafeRawBufferPointer(start: t.data, count: t.byteCount))
-            return
-        }
-        let cols = t.cols, srcRow = t.type.byteCount(elements: cols)!, dstRow = type.byteCount(elements: cols)!
-        var row = [Float](repeating: 0, count: cols)
-        var out = [UInt8](repeating: 0, count: dstRow)
-        for r in 0 ..< t.rows {
-            _ = bonsaiDequantize(t.type, t.data + r * srcRow, &row, cols)
-            guard bonsai_quantize_row(Int32(type.rawValue), row, &out, Int64(cols)) else {
-                throw ModelError.invalidOption("cannot write tensors of type \(type) yet")
-            }
-            try sink.write(out)
-        }
+    /// Every weight of a PHI-2 model, counted as transformers counts them.
+    public static func parameterCount(_ c: Phi2Config) -> Int {
+        let d = c.hidden_size, ff = c.intermediate_size
+        return 2 * c.vocab_size * d + c.vocab_size + 2 * d + c.num_hidden_layers * (4 * d * d + 4 * d + 2 * d * ff + ff + d + 2 * d)
     }
 
     /// Rewrites a split-q/k/v GGUF with fused `attn_qkv` weights and biases (rows q, then k, then v),

@@ -86,7 +86,7 @@ public struct Phi2Config: Equatable, Sendable {
         self.max_position_embeddings = max_position_embeddings
     }
 
-    func validate(path: String) throws {
+    public func validate(path: String) throws {
         func bad(_ s: String) -> ModelError { .badConfig(path: path, reason: s) }
         guard (1 ... 1 << 16).contains(hidden_size), (1 ... 1 << 18).contains(intermediate_size),
               (1 ... 1024).contains(num_hidden_layers), (1 ... 1 << 20).contains(vocab_size) else {

@@ -51,6 +51,12 @@ public final class HFRepo: @unchecked Sendable {
 
     public var tensorNames: [String] { weightMap.keys.sorted() }
 
+    /// Tensor names in file order: shards by file name, then by position in the shard (the order in
+    /// which llama.cpp's convert_hf_to_gguf.py writes them).
+    public var tensorNamesInFileOrder: [String] {
+        shards.keys.sorted().flatMap { file in shards[file]!.names.filter { weightMap[$0] == file } }
+    }
+
     public func tensor(_ name: String) -> TensorRef? {
         weightMap[name].flatMap { shards[$0]?.tensor(name) }
     }

@@ -29,6 +29,13 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     public var blockSize: Int { Int(traits?.block_size ?? 0) }
     public var typeSize: Int { Int(traits?.type_size ?? 0) }
     public var isQuantized: Bool { blockSize > 1 }
+    /// We can write weights of this type (a reference quantizer exists).
+    public var canQuantize: Bool {
+        guard canRun else { return false }
+        var x = [Float](repeating: 0, count: max(blockSize, 1))
+        var out = [UInt8](repeating: 0, count: max(typeSize, 1))
+        return bonsai_quantize_row(Int32(rawValue), &x, &out, Int64(x.count))
+    }
 
     /// ggml's name ("q4_0", "q6_K", "f16"), or "type N" for an id we do not know (IQ types...).
     public var description: String {

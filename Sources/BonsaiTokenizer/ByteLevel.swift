@@ -39,3 +39,8 @@ enum ByteLevel {
         return out
     }
 }
+
+/// The byte ↔ character map, for code that writes vocabularies.
+public enum ByteLevelMap {
+    public static func scalar(_ b: UInt8) -> Unicode.Scalar { ByteLevel.byteToScalar[Int(b)] }
+}

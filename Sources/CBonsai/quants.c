@@ -376,6 +376,77 @@ static void quant_q4_0(const float *x, void *dst, int64_t n) {
     }
 }
 
+static void quant_q4_1(const float *x, void *dst, int64_t n) {
+    block_q4_1 *y = dst;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, x += BONSAI_QK) {
+        float min = INFINITY, max = -INFINITY;
+        for (int j = 0; j < BONSAI_QK; j++) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 15.0f;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = bonsai_f32_to_f16(d);
+        y[i].m = bonsai_f32_to_f16(min);
+        for (int j = 0; j < BONSAI_QK / 2; j++) {
+            const float x0 = (x[j] - min) * id, x1 = (x[BONSAI_QK / 2 + j] - min) * id;
+            int xi0 = (int8_t)(x0 + 0.5f), xi1 = (int8_t)(x1 + 0.5f);
+            if (xi0 > 15) xi0 = 15;
+            if (xi1 > 15) xi1 = 15;
+            y[i].qs[j] = (uint8_t)(xi0 | (xi1 << 4));
+        }
+    }
+}
+
+// The fifth bit of element j goes to bit j of qh (elements 16..31 to bits 16..31).
+static void quant_q5_0(const float *x, void *dst, int64_t n) {
+    block_q5_0 *y = dst;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, x += BONSAI_QK) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < BONSAI_QK; j++) {
+            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+        }
+        const float d = max / -16.0f;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = bonsai_f32_to_f16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < BONSAI_QK / 2; j++) {
+            const float x0 = x[j] * id, x1 = x[BONSAI_QK / 2 + j] * id;
+            int xi0 = (int8_t)(x0 + 16.5f), xi1 = (int8_t)(x1 + 16.5f);
+            if (xi0 > 31) xi0 = 31;
+            if (xi1 > 31) xi1 = 31;
+            y[i].qs[j] = (uint8_t)((xi0 & 0x0f) | ((xi1 & 0x0f) << 4));
+            qh |= ((uint32_t)(xi0 & 0x10) >> 4) << (j + 0);
+            qh |= ((uint32_t)(xi1 & 0x10) >> 4) << (j + BONSAI_QK / 2);
+        }
+        memcpy(y[i].qh, &qh, 4);
+    }
+}
+
+static void quant_q5_1(const float *x, void *dst, int64_t n) {
+    block_q5_1 *y = dst;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, x += BONSAI_QK) {
+        float min = INFINITY, max = -INFINITY;
+        for (int j = 0; j < BONSAI_QK; j++) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 31.0f;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = bonsai_f32_to_f16(d);
+        y[i].m = bonsai_f32_to_f16(min);
+        uint32_t qh = 0;
+        for (int j = 0; j < BONSAI_QK / 2; j++) {
+            const float x0 = (x[j] - min) * id, x1 = (x[BONSAI_QK / 2 + j] - min) * id;
+            const uint8_t xi0 = (uint8_t)(x0 + 0.5f), xi1 = (uint8_t)(x1 + 0.5f);
+            y[i].qs[j] = (uint8_t)((xi0 & 0x0f) | ((xi1 & 0x0f) << 4));
+            qh |= ((uint32_t)(xi0 & 0x10) >> 4) << (j + 0);
+            qh |= ((uint32_t)(xi1 & 0x10) >> 4) << (j + BONSAI_QK / 2);
+        }
+        memcpy(y[i].qh, &qh, 4);
+    }
+}
+
 static void quant_f16(const float *x, void *dst, int64_t n) {
     bonsai_f16 *y = dst;
     for (int64_t i = 0; i < n; i++) y[i] = bonsai_f32_to_f16(x[i]);
@@ -387,6 +458,12 @@ static void quant_bf16(const float *x, void *dst, int64_t n) {
 }
 
 static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }
+
+// The K types' quantizers live in quants_k.c.
+int bonsai_quantize_k(int type, const float *x, void *dst, int64_t n);
+static void quant_q4_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q4_K, x, dst, n); }
+static void quant_q5_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q5_K, x, dst, n); }
+static void quant_q6_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q6_K, x, dst, n); }
 
 // ----------------------------------------------------------------------------- the type table
 
@@ -408,16 +485,16 @@ static const type_entry TYPES[BONSAI_TYPE_COUNT] = {
     [BONSAI_TYPE_F16]  = {{"f16",  1,          2,                    true, -1},   dequant_f16,  quant_f16},
     [BONSAI_TYPE_BF16] = {{"bf16", 1,          2,                    true, -1},   dequant_bf16, quant_bf16},
     [BONSAI_TYPE_Q4_0] = {{"q4_0", BONSAI_QK,  sizeof(block_q4_0),   true, Q8_0}, dequant_q4_0, quant_q4_0},
-    [BONSAI_TYPE_Q4_1] = {{"q4_1", BONSAI_QK,  sizeof(block_q4_1),   true, Q8_1}, dequant_q4_1, NULL},
-    [BONSAI_TYPE_Q5_0] = {{"q5_0", BONSAI_QK,  sizeof(block_q5_0),   true, Q8_0}, dequant_q5_0, NULL},
-    [BONSAI_TYPE_Q5_1] = {{"q5_1", BONSAI_QK,  sizeof(block_q5_1),   true, Q8_1}, dequant_q5_1, NULL},
+    [BONSAI_TYPE_Q4_1] = {{"q4_1", BONSAI_QK,  sizeof(block_q4_1),   true, Q8_1}, dequant_q4_1, quant_q4_1},
+    [BONSAI_TYPE_Q5_0] = {{"q5_0", BONSAI_QK,  sizeof(block_q5_0),   true, Q8_0}, dequant_q5_0, quant_q5_0},
+    [BONSAI_TYPE_Q5_1] = {{"q5_1", BONSAI_QK,  sizeof(block_q5_1),   true, Q8_1}, dequant_q5_1, quant_q5_1},
     [BONSAI_TYPE_Q8_0] = {{"q8_0", BONSAI_QK,  sizeof(block_q8_0),   true, Q8_0}, dequant_q8_0, quant_q8_0},
     [BONSAI_TYPE_Q8_1] = {{"q8_1", BONSAI_QK,  sizeof(block_q8_1),   false, -1},  dequant_q8_1, quant_q8_1},
     [BONSAI_TYPE_Q2_K] = {{"q2_K", BONSAI_QKK, sizeof(block_q2_K),   true, Q8_K}, dequant_q2_K, NULL},
     [BONSAI_TYPE_Q3_K] = {{"q3_K", BONSAI_QKK, sizeof(block_q3_K),   true, Q8_K}, dequant_q3_K, NULL},
-    [BONSAI_TYPE_Q4_K] = {{"q4_K", BONSAI_QKK, sizeof(block_q4_K),   true, Q8_K}, dequant_q4_K, NULL},
-    [BONSAI_TYPE_Q5_K] = {{"q5_K", BONSAI_QKK, sizeof(block_q5_K),   true, Q8_K}, dequant_q5_K, NULL},
-    [BONSAI_TYPE_Q6_K] = {{"q6_K", BONSAI_QKK, sizeof(block_q6_K),   true, Q8_K}, dequant_q6_K, NULL},
+    [BONSAI_TYPE_Q4_K] = {{"q4_K", BONSAI_QKK, sizeof(block_q4_K),   true, Q8_K}, dequant_q4_K, quant_q4_K},
+    [BONSAI_TYPE_Q5_K] = {{"q5_K", BONSAI_QKK, sizeof(block_q5_K),   true, Q8_K}, dequant_q5_K, quant_q5_K},
+    [BONSAI_TYPE_Q6_K] = {{"q6_K", BONSAI_QKK, sizeof(block_q6_K),   true, Q8_K}, dequant_q6_K, quant_q6_K},
     [BONSAI_TYPE_Q8_K] = {{"q8_K", BONSAI_QKK, sizeof(block_q8_K),   false, -1},  dequant_q8_K, quant_q8_K},
     [BONSAI_TYPE_I8]   = {{"i8",   1,          1,                    false, -1},  NULL,         NULL},
     [BONSAI_TYPE_I16]  = {{"i16",  1,          2,                    false, -1},  NULL,         NULL},

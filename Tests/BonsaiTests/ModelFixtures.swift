@@ -19,7 +19,7 @@ enum Models {
         case "hf": path = try Fixtures.path("hf")
         case "f16":
             path = Fixtures.temporaryPath("model-f16.gguf")
-            try GGUFExport.convert(hfRepo: try Fixtures.path("hf"), to: path, type: .f16)
+            try Quantize.run(input: try Fixtures.path("hf"), output: path, scheme: .f16)
         case "q8_0-fused-qkv":
             path = Fixtures.temporaryPath("model-q8_0-fused-qkv.gguf")
             try GGUFExport.fuseQKV(gguf: GGUFFile(path: try Fixtures.path("gguf/model-q8_0.gguf")), to: path)

@@ -1,0 +1,63 @@
+import BonsaiFormats
+
+/// A file type as llama-quantize names it: one weight type, or a per-tensor mix (the `_M` schemes).
+public enum QuantScheme: String, CaseIterable, Sendable {
+    case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K
+    case q4_K_M, q5_K_M
+
+    public init?(name: String) {
+        guard let s = QuantScheme.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else { return nil }
+        self = s
+    }
+
+    /// The type most weights get.
+    public var baseType: TensorType {
+        switch self {
+        case .f32: .f32
+        case .f16: .f16
+        case .bf16: .bf16
+        case .q8_0: .q8_0
+        case .q4_0: .q4_0
+        case .q4_1: .q4_1
+        case .q5_0: .q5_0
+        case .q5_1: .q5_1
+        case .q2_K: .q2_K
+        case .q3_K: .q3_K
+        case .q4_K, .q4_K_M: .q4_K
+        case .q5_K, .q5_K_M: .q5_K
+        case .q6_K: .q6_K
+        }
+    }
+
+    /// llama.cpp's general.file_type (LLAMA_FTYPE_*).
+    public var fileType: Int {
+        switch self {
+        case .q4_K_M: 15
+        case .q5_K_M: 17
+        case .q4_K: 14   // Q4_K_S
+        case .q5_K: 16   // Q5_K_S
+        case .q3_K: 12   // Q3_K_M
+        default: GGUFExport.fileType(baseType)
+        }
+    }
+
+    /// The type of one tensor, following llama-quantize for phi2: 1-D tensors stay f32; with a
+    /// quantized scheme the output matrix gets q6_K (q8_0 keeps q8_0); the _M mixes give attn_v and
+    /// ffn_down q6_K in the layers where llama.cpp's use_more_bits(layer, n_layers) holds.
+    public func type(forTensor name: String, layer: Int?, layers: Int, isMatrix: Bool) -> TensorType {
+        guard isMatrix else { return .f32 }
+        let base = baseType
+        guard base.isQuantized else { return base }
+        if name == "output.weight" { return base == .q8_0 ? .q8_0 : .q6_K }
+        if self == .q4_K_M || self == .q5_K_M, let l = layer,
+           name.hasSuffix("attn_v.weight") || name.hasSuffix("ffn_down.weight"),
+           QuantScheme.useMoreBits(l, layers) {
+            return .q6_K
+        }
+        return base
+    }
+
+    static func useMoreBits(_ i: Int, _ n: Int) -> Bool {
+        i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
+    }
+}

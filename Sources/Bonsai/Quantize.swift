@@ -1,0 +1,122 @@
+import BonsaiFormats
+import BonsaiTokenizer
+import CBonsai
+import Foundation
+
+/// Writing a model in another type, laid out as llama.cpp's own tools lay it out, so files compare
+/// byte for byte: a Hugging Face folder becomes what convert_hf_to_gguf.py writes (f32/f16/bf16/q8_0);
+/// a GGUF (or a folder, for the other types) becomes what llama-quantize writes.
+public enum Quantize {
+    /// One tensor of the output: where its data comes from and the type it is written in.
+    struct Item {
+        let name: String
+        let source: TensorRef
+        var type: TensorType
+    }
+
+    struct Plan {
+        var metadata: [(key: String, value: GGUFValue)]
+        var items: [Item]
+    }
+
+    public static func run(input: String, output: String, scheme: QuantScheme,
+                           progress: ((Int, Int) -> Void)? = nil) throws {
+        var plan: Plan
+        if HFRepo.looksLikeRepo(input) {
+            let convertible: Set<QuantScheme> = [.f32, .f16, .bf16, .q8_0]
+            plan = try convertPlan(hfRepo: input, scheme: convertible.contains(scheme) ? scheme : .f16)
+            if !convertible.contains(scheme) { plan = try quantizePlan(plan, scheme: scheme, path: input) }
+        } else {
+            let g = try GGUFFile(path: input)
+            _ = try Phi2Config(gguf: g)   // refuse other architectures up front
+            plan = try quantizePlan(Plan(metadata: g.metadata, items: g.tensors.map { Item(name: $0.name, source: $0, type: $0.type) }),
+                                    scheme: scheme, path: input)
+        }
+        var w = GGUFWriter()
+        w.metadata = plan.metadata
+        for item in plan.items {
+            guard item.type == item.source.type || item.type.canQuantize else {
+                throw ModelError.invalidOption("writing \(item.name) as \(item.type) needs a \(item.type) quantizer, which Bonsai does not have yet")
+            }
+            w.tensors.append(.init(name: item.name, type: item.type, ne: item.source.ne) { sink in
+                try writeConverted(item.source, as: item.type, to: sink)
+            })
+        }
+        try w.write(to: output, progress: progress)
+    }
+
+    /// convert_hf_to_gguf.py: its metadata, tensors in the folder's file order, 1-D tensors f32.
+    static func convertPlan(hfRepo path: String, scheme: QuantScheme) throws -> Plan {
+        let repo = try HFRepo(path: path)
+        let config = try Phi2Config(hf: repo.config, path: path + "/config.json")
+        let tokenizer = try Tokenizer(hfRepo: path)
+        let name = (repo.config["_name_or_path"] as? String).flatMap { $0.split(separator: "/").last.map(String.init) } ?? "phi-2"
+        var items: [Item] = []
+        for hfName in repo.tensorNamesInFileOrder {
+            guard let ggufName = TensorNames.gguf(fromHF: hfName), let t = repo.tensor(hfName) else {
+                throw ModelError.badTensor(path: path, name: hfName, reason: "not a PHI-2 tensor name")
+            }
+            let matrix = t.ne.count == 2 && t.cols % max(scheme.baseType.blockSize, 1) == 0
+            items.append(Item(name: ggufName, source: t, type: matrix ? scheme.baseType : .f32))
+        }
+        return Plan(metadata: GGUFExport.metadata(config: config, tokenizer: tokenizer, name: name, fileType: scheme.fileType),
+                    items: items)
+    }
+
+    /// llama-quantize: the same metadata with quantization_version and file_type moved to the end,
+    /// tensors ordered non-layer first, then by layer, names alphabetical; types from the scheme.
+    static func quantizePlan(_ input: Plan, scheme: QuantScheme, path: String) throws -> Plan {
+        var metadata = input.metadata.filter { $0.key != "general.quantization_version" && $0.key != "general.file_type" }
+        metadata.append(("general.quantization_version", .uint32(2)))
+        metadata.append(("general.file_type", .uint32(UInt32(scheme.fileType))))
+        let layers = input.items.compactMap { layerOf($0.name) }.max().map { $0 + 1 } ?? 0
+        var items = input.items.sorted { (layerOf($0.name) ?? -1, $0.name) < (layerOf($1.name) ?? -1, $1.name) }
+        for i in items.indices {
+            let it = items[i]
+            var type = scheme.type(forTensor: it.name, layer: layerOf(it.name), layers: layers, isMatrix: it.source.ne.count == 2)
+            if it.name.hasSuffix("attn_qkv.weight") {   // fused q/k/v: llama-quantize's one step up for the _M mixes
+                if scheme == .q4_K_M { type = .q5_K } else if scheme == .q5_K_M { type = .q6_K }
+            }
+            if type.isQuantized, it.source.cols % type.blockSize != 0 { type = fallback(type) }
+            if type.isQuantized, it.source.cols % type.blockSize != 0 { type = .f16 }
+            items[i].type = type
+        }
+        return Plan(metadata: metadata, items: items)
+    }
+
+    /// llama-quantize's replacement when a row is not a whole number of 256-blocks.
+    static func fallback(_ t: TensorType) -> TensorType {
+        switch t {
+        case .q4_K: .q5_0
+        case .q5_K: .q5_1
+        case .q6_K: .q8_0
+        case .q2_K, .q3_K: .q4_0
+        default: t
+        }
+    }
+
+    static func layerOf(_ name: String) -> Int? {
+        guard name.hasPrefix("blk.") else { return nil }
+        return Int(name.split(separator: ".")[1])
+    }
+}
+
+extension Quantize {
+    /// Streams a tensor row by row in another type (dequantize → f32 → quantize), or copies it.
+    static func writeConverted(_ t: TensorRef, as type: TensorType, to sink: AtomicFileWriter) throws {
+        if t.type == type {
+            try sink.write(UnsafeRawBufferPointer(start: t.data, count: t.byteCount))
+            return
+        }
+        let cols = t.cols, srcRow = t.type.byteCount(elements: cols)!, dstRow = type.byteCount(elements: cols)!
+        var row = [Float](repeating: 0, count: cols)
+        var out = [UInt8](repeating: 0, count: dstRow)
+        for r in 0 ..< t.rows {
+            bonsaiDequantize(t.type, t.data + r * srcRow, &row, cols)
+            guard bonsai_quantize_row(Int32(type.rawValue), row, &out, Int64(cols)) else {
+                throw ModelError.invalidOption("cannot write tensors of type \(type)")
+            }
+            try sink.write(out)
+        }
+    }
+}

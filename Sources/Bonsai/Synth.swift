@@ -1,0 +1,99 @@
+import BonsaiFormats
+import BonsaiTokenizer
+import CBonsai
+
+/// A PHI-2-shaped GGUF with random weights, for benchmarks without a download. The tokenizer is a
+/// synthetic byte-level BPE (256 byte tokens, then two-byte merges, <|endoftext|> at 50256 when the
+/// vocabulary is large enough) so that llama.cpp and Bonsai both load the file.
+public enum Synth {
+    public static func write(config c: Phi2Config, scheme: QuantScheme, to path: String, seed: UInt64 = 1,
+                             progress: ((Int, Int) -> Void)? = nil) throws {
+        let tokenizer = try syntheticTokenizer(vocab: c.vocab_size)
+        var w = GGUFWriter()
+        w.metadata = GGUFExport.metadata(config: c, tokenizer: tokenizer, name: "phi2-synth", fileType: scheme.fileType)
+        let d = c.hidden_size, ff = c.intermediate_size
+        func add(_ name: String, _ ne: [Int], layer: Int?, std: Float, mean: Float = 0) {
+            let type = scheme.type(forTensor: name, layer: layer, layers: c.num_hidden_layers, isMatrix: ne.count == 2)
+            let salt = UInt64(w.tensors.count + 1) &* 0x9E37_79B9
+            w.tensors.append(.init(name: name, type: type, ne: ne) { sink in
+                try randomTensor(type: type, ne: ne, std: std, mean: mean, seed: seed ^ salt, to: sink)
+            })
+        }
+        add("token_embd.weight", [d, c.vocab_size], layer: nil, std: 0.5)
+        for l in 0 ..< c.num_hidden_layers {
+            let p = "blk.\(l)."
+            add(p + "attn_norm.weight", [d], layer: l, std: 0.05, mean: 1)
+            add(p + "attn_norm.bias", [d], layer: l, std: 0.05)
+            for n in ["attn_q", "attn_k", "attn_v", "attn_output"] {
+                add(p + n + ".weight", [d, d], layer: l, std: 0.02)
+                add(p + n + ".bias", [d], layer: l, std: 0.02)
+            }
+            add(p + "ffn_up.weight", [d, ff], layer: l, std: 0.02)
+            add(p + "ffn_up.bias", [ff], layer: l, std: 0.02)
+            add(p + "ffn_down.weight", [ff, d], layer: l, std: 0.02)
+            add(p + "ffn_down.bias", [d], layer: l, std: 0.02)
+        }
+        add("output_norm.weight", [d], layer: nil, std: 0.05, mean: 1)
+        add("output_norm.bias", [d], layer: nil, std: 0.05)
+        add("output.weight", [d, c.vocab_size], layer: nil, std: 0.05)
+        add("output.bias", [c.vocab_size], layer: nil, std: 0.02)
+        try w.write(to: path, progress: progress)
+    }
+
+    /// Rows of normal(mean, std) values, quantized with our quantizer; types without one get random
+    /// blocks whose scales give values of about the same size (speed does not depend on the values).
+    static func randomTensor(type: TensorType, ne: [Int], std: Float, mean: Float, seed: UInt64,
+                             to sink: AtomicFileWriter) throws {
+        var rng = SplitMix64(seed: seed)
+        let cols = ne[0], rows = ne.count > 1 ? ne[1] : 1
+        var row = [Float](repeating: 0, count: cols)
+        var out = [UInt8](repeating: 0, count: type.byteCount(elements: cols)!)
+        let canQuantize = row.withUnsafeBufferPointer { bonsai_quantize_row(Int32(type.rawValue), $0.baseAddress!, &out, Int64(cols)) }
+        for _ in 0 ..< rows {
+            if canQuantize {
+                for i in 0 ..< cols {   // sum of 4 uniforms: close enough to normal, and fast
+                    let u = (0 ..< 4).reduce(Float(0)) { s, _ in s + Float(rng.next() >> 40) / Float(1 << 24) }
+                    row[i] = mean + std * (u - 2) * 1.732
+                }
+                _ = bonsai_quantize_row(Int32(type.rawValue), row, &out, Int64(cols))
+            } else {
+                for i in stride(from: 0, to: out.count, by: 8) {
+                    var v = rng.next()
+                    for k in 0 ..< min(8, out.count - i) { out[i + k] = UInt8(truncatingIfNeeded: v); v >>= 8 }
+                }
+                fixScales(&out, type: type, scale: std / 16)
+            }
+            try sink.write(out)
+        }
+    }
+
+    /// Offsets of the f16 scale fields inside each block of the types without a quantizer here.
+    static func fixScales(_ b: inout [UInt8], type: TensorType, scale: Float) {
+        let offsets: [Int] = [TensorType.q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q2_K: [80, 82], .q3_K: [108],
+                              .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]][type] ?? []
+        let h = bonsai_f32_to_f16(scale)
+        for blk in stride(from: 0, to: b.count, by: type.typeSize) {
+            for o in offsets {
+                b[blk + o] = UInt8(h & 0xff)
+                b[blk + o + 1] = UInt8(h >> 8)
+            }
+        }
+    }
+
+    static func syntheticTokenizer(vocab: Int) throws -> Tokenizer {
+        let bytes = (0 ..< 256).map { String(ByteLevelMap.scalar(UInt8($0))) }   // one token per byte
+        var tokens = bytes, merges: [(String, String)] = []
+        let eos = vocab > 50256 ? 50256 : vocab - 1
+        outer: for a in bytes {
+            for b in bytes {
+                if tokens.count >= eos { break outer }
+                merges.append((a, b))
+                tokens.append(a + b)
+            }
+        }
+        var kinds = [Tokenizer.TokenKind](repeating: .normal, count: tokens.count)
+        tokens.append("<|endoftext|>")
+        kinds.append(.control)
+        return try Tokenizer(tokens: tokens, kinds: kinds, merges: merges, eosID: eos, bosID: eos)
+    }
+}

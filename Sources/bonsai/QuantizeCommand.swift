@@ -1,0 +1,38 @@
+import ArgumentParser
+import Bonsai
+import Foundation
+
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Write a model as a GGUF of another type, as llama.cpp's tools would.",
+        discussion: """
+        From a Hugging Face folder, f32/f16/bf16/q8_0 files are laid out as convert_hf_to_gguf.py writes \
+        them; every other type, and any GGUF input, as llama-quantize writes them (same tensor names, \
+        metadata, tokenizer, per-tensor type mix for the _M schemes). The file is written atomically.
+
+          bonsai quantize models/phi-2 models/phi-2.f16.gguf --type f16
+          bonsai quantize models/phi-2.f16.gguf models/phi-2.Q4_0.gguf --type q4_0
+
+        Types: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1 (the K types q4_K_M, q5_K_M, q6_K are recognised \
+        but their quantizers are not written yet).
+        """)
+
+    @Argument(help: "A Hugging Face folder or a GGUF file.") var input: String
+    @Argument(help: "The GGUF file to write.") var output: String
+    @Option(help: "The target type (see above).") var type: String
+
+    func run() throws {
+        try reportingErrors {
+            guard let scheme = QuantScheme(name: type) else {
+                throw ValidationError("--type must be one of \(QuantScheme.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard input != output else { throw ValidationError("the output must be another file than the input") }
+            let bar = ProgressBar(label: "quantize \(type)")
+            try Quantize.run(input: input, output: output, scheme: scheme, progress: bar.update)
+            bar.finish()
+            let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+            print(String(format: "%@: %.1f MB", output, Double(size) / 1e6))
+        }
+    }
+}

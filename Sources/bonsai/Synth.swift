@@ -1,0 +1,74 @@
+import ArgumentParser
+import Bonsai
+import BonsaiFormats
+import Foundation
+
+struct SynthCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "synth",
+        abstract: "Write a PHI-2-shaped GGUF with random weights (for benchmarks, no download needed).",
+        discussion: """
+        Full PHI-2 size by default (32 layers, hidden 2560, ffn 10240, 32 heads, vocab 51200: 2.78 B \
+        parameters). --type takes llama-quantize's names, including the q4_K_M / q5_K_M mixes. The \
+        tokenizer is a synthetic byte-level BPE; llama.cpp loads the file as it loads PHI-2.
+
+          bonsai synth --type q4_0 models/phi2-synth-q4_0.gguf
+          bonsai synth --type q4_K_M --layers 4 /tmp/small.gguf
+        """)
+
+    @Option(help: "Architecture (only phi2).") var arch = "phi2"
+    @Option(help: "Number of layers.") var layers = 32
+    @Option(help: "Hidden size.") var hidden = 2560
+    @Option(help: "Feed-forward size.") var ff = 10240
+    @Option(help: "Attention heads.") var heads = 32
+    @Option(help: "Rotary dimensions per head.") var rotary = 32
+    @Option(help: "Vocabulary (embedding rows).") var vocab = 51200
+    @Option(help: "f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K, q4_K_M, q5_K_M ...") var type = "q4_0"
+    @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Argument(help: "Output .gguf path.") var output: String
+
+    func run() throws {
+        try reportingErrors {
+            guard arch == "phi2" else { throw ValidationError("--arch must be phi2") }
+            guard let scheme = QuantScheme(name: type) else {
+                throw ValidationError("--type must be one of \(QuantScheme.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard layers >= 1, hidden >= 32, ff >= 32, heads >= 1, hidden % heads == 0, vocab >= 300 else {
+                throw ValidationError("sizes must be positive, hidden a multiple of heads, vocab at least 300")
+            }
+            let block = max(scheme.baseType.blockSize, 1)
+            guard hidden % block == 0, ff % block == 0 else {
+                throw ValidationError("--hidden and --ff must be multiples of \(block) for \(type)")
+            }
+            let config = Phi2Config(hidden_size: hidden, intermediate_size: ff, num_hidden_layers: layers,
+                                    num_attention_heads: heads, rotary_dim: rotary, vocab_size: vocab)
+            try config.validate(path: output)
+            let bar = ProgressBar(label: "synth \(type)")
+            try Synth.write(config: config, scheme: scheme, to: output, seed: seed, progress: bar.update)
+            bar.finish()
+            let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+            print(String(format: "%@: %.2f GB", output, Double(size) / 1e9))
+        }
+    }
+}
+
+/// A one-line progress bar on standard error.
+final class ProgressBar {
+    let label: String
+    let start = Date()
+    private var last = -1
+
+    init(label: String) { self.label = label }
+
+    func update(_ done: Int, _ total: Int) {
+        let pct = total > 0 ? done * 100 / total : 100
+        guard pct != last else { return }
+        last = pct
+        let width = 30, filled = width * pct / 100
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        FileHandle.standardError.write(Data(String(format: "\r%@ %@ %3d%% (%d/%d) %.0fs", label, bar, pct, done, total,
+                                                   Date().timeIntervalSince(start)).utf8))
+    }
+
+    func finish() { FileHandle.standardError.write(Data("\n".utf8)) }
+}
