@@ -64,6 +64,8 @@ static void axpy_f32_avx2(float *y, float s, const float *x, int64_t n) {
 // ---------------------------------------------------------------------------- dispatch
 
 bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
+bonsai_gemm4x4_fn bonsai_fast_gemm4x4[BONSAI_TYPE_COUNT];
+bonsai_gemm2x8_fn bonsai_fast_gemm2x8[BONSAI_TYPE_COUNT];
 bonsai_dot_fn bonsai_dot_f32 = dot_f32_generic;
 bonsai_axpy_fn bonsai_axpy_f32 = axpy_f32_generic;
 static char features[128] = "generic";
@@ -110,7 +112,11 @@ static void simd_init_once(void) {
     if (avx2) {
         bonsai_dot_f32 = dot_f32_avx2;
         bonsai_axpy_f32 = axpy_f32_avx2;
-        if (caps.f16c) bonsai_register_avx2_kernels(bonsai_fast_dot);
+        if (caps.f16c) {
+            bonsai_register_avx2_kernels(bonsai_fast_dot);
+            bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);
+            bonsai_register_avx2_gemm8(bonsai_fast_gemm2x8);
+        }
     }
     if (!features[0]) strcpy(features, "SSE2");
     else features[strlen(features) - 1] = 0;

@@ -17,7 +17,7 @@ bonsai_math bonsai_get_math(void) { return math_mode; }
 
 // Grow-only scratch: the decode loop allocates nothing after the first token.
 typedef struct { void *p; size_t cap; } scratch;
-static _Thread_local scratch tile_buf, act_buf;
+static _Thread_local scratch tile_buf, act_buf, act8_buf;
 
 static void *scratch_get(scratch *s, size_t bytes) {
     if (bytes > s->cap) {
@@ -64,27 +64,57 @@ static void matmul_f32(const bonsai_matrix *W, const float *X, int64_t T, float 
     }
 }
 
+enum { TOKEN_CHUNK = 64 };   // activations of one chunk stay in L2 while the rows stream past
+
 static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const float *X, int64_t T, float *Y,
                         int64_t y_stride, const float *bias) {
     const int64_t rows = W->rows, cols = W->cols;
     const int at = bonsai_type_info(W->type)->vec_dot_type;
-    const size_t arow = bonsai_row_size(at, cols);
+    const size_t arow = bonsai_row_size(at, cols), wrow = W->row_stride;
     char *aq = scratch_get(&act_buf, arow * (size_t)T);
-    const int64_t ntiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
+    // Kernels by preference: 2 rows × 8 tokens (interleaved activations), 4 × 4, then one dot per pair.
+    bonsai_gemm2x8_fn g8 = T >= 8 ? bonsai_fast_gemm2x8[W->type] : NULL;
+    bonsai_gemm4x4_fn g4 = !g8 && T >= 4 ? bonsai_fast_gemm4x4[W->type] : NULL;
+    const int64_t tw = g8 ? 8 : g4 ? 4 : 1;                 // tokens per kernel call
+    const int64_t group = g8 ? 2 : g4 ? 4 : TILE_ROWS;     // rows per kernel call
+    const int64_t ngroups = (rows + group - 1) / group;
+    const int64_t nb = cols / BONSAI_QK;
+    const size_t a8size = g8 ? bonsai_act8_size(nb) : 0;
+    char *a8 = g8 ? scratch_get(&act8_buf, a8size * (size_t)(T / 8)) : NULL;
 #pragma omp parallel if (rows * cols * T > 32768)
     {
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < T; t++) bonsai_quantize_row(at, X + t * cols, aq + (size_t)t * arow, cols);
+        if (g8) {
 #pragma omp for schedule(static)
-        for (int64_t tile = 0; tile < ntiles; tile++) {
-            const int64_t r0 = tile * TILE_ROWS;
-            const int64_t nr = rows - r0 < TILE_ROWS ? rows - r0 : TILE_ROWS;
-            for (int64_t t = 0; t < T; t++) {
-                float *y = Y + t * y_stride + r0;
-                const char *a = aq + (size_t)t * arow;
-                for (int64_t i = 0; i < nr; i++) {
-                    const void *w = (const char *)W->data + (size_t)(r0 + i) * W->row_stride;
-                    y[i] = dot(cols, w, a) + (bias ? bias[r0 + i] : 0.0f);
+            for (int64_t t8 = 0; t8 < T / 8; t8++) bonsai_pack_act8(aq + (size_t)(8 * t8) * arow, arow, nb, a8 + (size_t)t8 * a8size);
+        }
+        for (int64_t t0 = 0; t0 < T; t0 += TOKEN_CHUNK) {
+            const int64_t t1 = t0 + TOKEN_CHUNK < T ? t0 + TOKEN_CHUNK : T;
+#pragma omp for schedule(static) nowait
+            for (int64_t g = 0; g < ngroups; g++) {
+                const int64_t r0 = g * group, nr = rows - r0 < group ? rows - r0 : group;
+                const char *w = (const char *)W->data + (size_t)r0 * wrow;
+                int64_t t = t0;
+                if (nr == group && tw > 1) {
+                    for (; t + tw <= t1; t += tw) {
+                        float out[4][8];
+                        if (g8) {
+                            g8(cols, w, wrow, a8 + (size_t)(t / 8) * a8size, (float (*)[8])out);
+                        } else {
+                            float o4[4][4];
+                            g4(cols, w, wrow, aq + (size_t)t * arow, arow, o4);
+                            for (int r = 0; r < 4; r++) for (int c = 0; c < 4; c++) out[r][c] = o4[r][c];
+                        }
+                        for (int64_t c = 0; c < tw; c++)
+                            for (int64_t r = 0; r < group; r++)
+                                Y[(t + c) * y_stride + r0 + r] = out[r][c] + (bias ? bias[r0 + r] : 0.0f);
+                    }
+                }
+                for (; t < t1; t++) {
+                    const char *a = aq + (size_t)t * arow;
+                    for (int64_t i = 0; i < nr; i++)
+                        Y[t * y_stride + r0 + i] = dot(cols, w + (size_t)i * wrow, a) + (bias ? bias[r0 + i] : 0.0f);
                 }
             }
         }

@@ -5,6 +5,7 @@
 // type has one), and one float multiply per block by the two block scales. Tested against the reference.
 #include "bonsai.h"
 #include "simd.h"
+#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -163,6 +164,128 @@ AVX2 static float dot_q6_K_q8_K(int64_t n, const void *w, const void *a) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(_mm256_sub_epi32(isum, corr)), acc);
     }
     return hsum_ps(acc);
+}
+
+// ------------------------------------------------------------------------------- 4 rows × 4 tokens
+// Prompt processing: each weight block is unpacked once and used for four tokens; the four tokens'
+// eight-lane partial sums are folded into one vector (hadd) so that the block scales cost one multiply.
+
+// [p0, p1, p2, p3] (8 × i32 each) → (Σp0, Σp1, Σp2, Σp3)
+AVX2 static inline __m128i reduce4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+AVX2 static void gemm4x4_q4_0(int64_t n, const void *w, size_t ws, const void *a, size_t as, float out[4][4]) {
+    const __m256i eight = _mm256_set1_epi8(8), ones = _mm256_set1_epi16(1);
+    const block_q8_0 *y[4];
+    for (int c = 0; c < 4; c++) y[c] = (const block_q8_0 *)((const char *)a + c * as);
+    const block_q4_0 *x[4];
+    for (int r = 0; r < 4; r++) x[r] = (const block_q4_0 *)((const char *)w + r * ws);
+    __m128 acc[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t b = 0; b < n / BONSAI_QK; b++) {
+        __m256i yv[4], y8[4];
+        for (int c = 0; c < 4; c++) {
+            yv[c] = _mm256_loadu_si256((const __m256i *)y[c][b].qs);
+            y8[c] = _mm256_maddubs_epi16(eight, yv[c]);   // 8·y pairs, shared by the four rows
+        }
+        const __m128 dy = _mm_set_ps(h2f(y[3][b].d), h2f(y[2][b].d), h2f(y[1][b].d), h2f(y[0][b].d));
+        for (int r = 0; r < 4; r++) {
+            const __m256i q = nibbles32(x[r][b].qs);
+            __m256i p[4];
+            for (int c = 0; c < 4; c++) p[c] = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(q, yv[c]), y8[c]), ones);
+            const __m128 s = _mm_cvtepi32_ps(reduce4(p[0], p[1], p[2], p[3]));
+            acc[r] = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(h2f(x[r][b].d)), dy), s, acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm_storeu_ps(out[r], acc[r]);
+}
+
+AVX2 static void gemm4x4_q8_0(int64_t n, const void *w, size_t ws, const void *a, size_t as, float out[4][4]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const block_q8_0 *y[4];
+    for (int c = 0; c < 4; c++) y[c] = (const block_q8_0 *)((const char *)a + c * as);
+    const block_q8_0 *x[4];
+    for (int r = 0; r < 4; r++) x[r] = (const block_q8_0 *)((const char *)w + r * ws);
+    __m128 acc[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t b = 0; b < n / BONSAI_QK; b++) {
+        __m256i yv[4];
+        for (int c = 0; c < 4; c++) yv[c] = _mm256_loadu_si256((const __m256i *)y[c][b].qs);
+        const __m128 dy = _mm_set_ps(h2f(y[3][b].d), h2f(y[2][b].d), h2f(y[1][b].d), h2f(y[0][b].d));
+        for (int r = 0; r < 4; r++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)x[r][b].qs), aq = _mm256_sign_epi8(q, q);
+            __m256i p[4];
+            for (int c = 0; c < 4; c++) p[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yv[c], q)), ones);
+            const __m128 s = _mm_cvtepi32_ps(reduce4(p[0], p[1], p[2], p[3]));
+            acc[r] = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(h2f(x[r][b].d)), dy), s, acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm_storeu_ps(out[r], acc[r]);
+}
+
+// ------------------------------------------------------------------------------- 8 tokens, lanes = tokens
+// Activations of 8 tokens interleaved by groups of 4 elements: qs[j] holds, for k = 4j..4j+3, the
+// values of tokens 0..7 (32 bytes). A broadcast of 4 weight bytes against qs[j] gives, through one
+// maddubs + the int16 sum over j, each token's block product in its own lane: no horizontal sums.
+typedef struct {
+    float d[8];        // the tokens' block scales
+    int32_t sum8[8];   // 8·Σq per token: q4_0 stores q + 8, this removes the offset
+    int8_t qs[8][32];
+} act8_block;
+
+void bonsai_pack_act8(const void *a, size_t as, int64_t nb, void *dst) {
+    act8_block *o = dst;
+    for (int64_t b = 0; b < nb; b++) {
+        for (int c = 0; c < 8; c++) {
+            const block_q8_0 *y = (const block_q8_0 *)((const char *)a + c * as) + b;
+            o[b].d[c] = bonsai_f16_to_f32(y->d);
+            int sum = 0;
+            for (int k = 0; k < 32; k++) sum += y->qs[k];
+            o[b].sum8[c] = 8 * sum;
+            for (int j = 0; j < 8; j++) memcpy(&o[b].qs[j][4 * c], y->qs + 4 * j, 4);
+        }
+    }
+}
+
+size_t bonsai_act8_size(int64_t nb) { return (size_t)nb * sizeof(act8_block); }
+
+// Two q4_0 rows × 8 tokens: out[r][c].
+AVX2 static void gemm2x8_q4_0(int64_t n, const void *w, size_t ws, const void *act8, float out[2][8]) {
+    const act8_block *A = act8;
+    const block_q4_0 *x0 = w, *x1 = (const block_q4_0 *)((const char *)w + ws);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    _Alignas(32) uint8_t u0[32], u1[32];
+    for (int64_t b = 0; b < n / BONSAI_QK; b++) {
+        _mm256_store_si256((__m256i *)u0, nibbles32(x0[b].qs));   // weights as bytes 0..15, element order
+        _mm256_store_si256((__m256i *)u1, nibbles32(x1[b].qs));
+        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const __m256i a = _mm256_load_si256((const __m256i *)A[b].qs[j]);
+            int32_t w0, w1;
+            memcpy(&w0, u0 + 4 * j, 4);
+            memcpy(&w1, u1 + 4 * j, 4);
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(_mm256_set1_epi32(w0), a));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(_mm256_set1_epi32(w1), a));
+        }
+        const __m256i off = _mm256_load_si256((const __m256i *)A[b].sum8);
+        const __m256 dy = _mm256_load_ps(A[b].d);
+        const __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(s0, ones), off);
+        const __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(s1, ones), off);
+        acc0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(x0[b].d)), dy), _mm256_cvtepi32_ps(i0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(x1[b].d)), dy), _mm256_cvtepi32_ps(i1), acc1);
+    }
+    _mm256_storeu_ps(out[0], acc0);
+    _mm256_storeu_ps(out[1], acc1);
+}
+
+void bonsai_register_avx2_gemm8(bonsai_gemm2x8_fn table[BONSAI_TYPE_COUNT]) {
+    table[BONSAI_TYPE_Q4_0] = gemm2x8_q4_0;
+}
+
+void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]) {
+    table[BONSAI_TYPE_Q4_0] = gemm4x4_q4_0;
+    table[BONSAI_TYPE_Q8_0] = gemm4x4_q8_0;
 }
 
 void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]) {

@@ -17,8 +17,20 @@ extern bonsai_axpy_fn bonsai_axpy_f32;
 typedef float (*bonsai_vec_dot_fn)(int64_t n, const void *w, const void *a);
 // Per weight type, the ISA kernel chosen at start-up, or NULL (then the f32 path runs).
 extern bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
+// out[r][c] = row r of w (rows ws bytes apart) · activation row c of a (as bytes apart), 4 × 4.
+// Must equal four times four bonsai_fast_dot calls up to float rounding.
+typedef void (*bonsai_gemm4x4_fn)(int64_t n, const void *w, size_t ws, const void *a, size_t as, float out[4][4]);
+extern bonsai_gemm4x4_fn bonsai_fast_gemm4x4[BONSAI_TYPE_COUNT];
+// Two weight rows × eight tokens whose q8_0 activations were interleaved by bonsai_pack_act8.
+typedef void (*bonsai_gemm2x8_fn)(int64_t n, const void *w, size_t ws, const void *act8, float out[2][8]);
+extern bonsai_gemm2x8_fn bonsai_fast_gemm2x8[BONSAI_TYPE_COUNT];
+void bonsai_pack_act8(const void *a, size_t as, int64_t nb, void *dst);
+size_t bonsai_act8_size(int64_t nb);
+
 #if defined(__x86_64__)
+void bonsai_register_avx2_gemm8(bonsai_gemm2x8_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]);
+void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]);
 #endif
 
 // Called once (thread-safe, idempotent) before the first kernel runs.

@@ -72,3 +72,41 @@ final class KernelTests: XCTestCase {
         return bytes
     }
 }
+
+/// The blocked prompt-processing kernels (2 rows × 8 tokens, 4 × 4) inside bonsai_matmul against one
+/// reference dot per (row, token) on the same quantized activations. Shapes leave remainders on both axes.
+final class BlockedMatmulTests: XCTestCase {
+    func testBlockedKernelsEqualPerPairDots() {
+        var rng = SplitMix(seed: 3)
+        bonsai_set_math(BONSAI_MATH_FAST)
+        defer { bonsai_set_math(BONSAI_MATH_F32) }
+        for type in [TensorType.q4_0, .q8_0, .q4_K, .q6_K] {
+            for (rows, T) in [(37, 21), (64, 8), (6, 131)] {
+                let cols = 512
+                let rowBytes = type.byteCount(elements: cols)!
+                var w = [UInt8](repeating: 0, count: rows * rowBytes)
+                for r in 0 ..< rows {
+                    let dense = (0 ..< cols).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+                    w.withUnsafeMutableBytes { _ = bonsai_quantize_row(Int32(type.rawValue), dense, $0.baseAddress! + r * rowBytes, Int64(cols)) }
+                }
+                let x = (0 ..< T * cols).map { _ in Float.random(in: -2 ... 2, using: &rng) }
+                let bias = (0 ..< rows).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+                var y = [Float](repeating: .nan, count: T * rows)
+                let at = Int32(bonsai_type_info(Int32(type.rawValue))!.pointee.vec_dot_type)
+                let arow = bonsai_row_size(at, Int64(cols))
+                var aq = [UInt8](repeating: 0, count: arow)
+                w.withUnsafeBytes { wp in
+                    var m = bonsai_matrix(type: Int32(type.rawValue), rows: Int64(rows), cols: Int64(cols), row_stride: rowBytes, data: wp.baseAddress!)
+                    bonsai_matmul(&m, x, Int64(T), &y, Int64(rows), bias)
+                    for t in 0 ..< T {
+                        Array(x[t * cols ..< (t + 1) * cols]).withUnsafeBufferPointer { _ = bonsai_quantize_row(at, $0.baseAddress!, &aq, Int64(cols)) }
+                        for r in 0 ..< rows {
+                            let ref = bonsai_vec_dot_ref(Int32(type.rawValue), Int64(cols), wp.baseAddress! + r * rowBytes, aq) + bias[r]
+                            XCTAssertEqual(y[t * rows + r], ref, accuracy: 1e-3, "\(type) \(rows)×\(T): r\(r) t\(t)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
