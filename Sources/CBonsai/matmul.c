@@ -78,8 +78,9 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
     const int64_t tw = g8 ? 8 : g4 ? 4 : 1;                 // tokens per kernel call
     const int64_t group = g8 ? 2 : g4 ? 4 : TILE_ROWS;     // rows per kernel call
     const int64_t ngroups = (rows + group - 1) / group;
-    const int64_t nb = cols / BONSAI_QK;
-    const size_t a8size = g8 ? bonsai_act8_size(nb) : 0;
+    const bool ktype = at == BONSAI_TYPE_Q8_K;
+    const int64_t nb = cols / (ktype ? BONSAI_QKK : BONSAI_QK);
+    const size_t a8size = !g8 ? 0 : ktype ? bonsai_act8k_size(nb) : bonsai_act8_size(nb);
     char *a8 = g8 ? scratch_get(&act8_buf, a8size * (size_t)(T / 8)) : NULL;
 #pragma omp parallel if (rows * cols * T > 32768)
     {
@@ -87,7 +88,10 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
         for (int64_t t = 0; t < T; t++) bonsai_quantize_row(at, X + t * cols, aq + (size_t)t * arow, cols);
         if (g8) {
 #pragma omp for schedule(static)
-            for (int64_t t8 = 0; t8 < T / 8; t8++) bonsai_pack_act8(aq + (size_t)(8 * t8) * arow, arow, nb, a8 + (size_t)t8 * a8size);
+            for (int64_t t8 = 0; t8 < T / 8; t8++) {
+                void (*pack)(const void *, size_t, int64_t, void *) = ktype ? bonsai_pack_act8k : bonsai_pack_act8;
+                pack(aq + (size_t)(8 * t8) * arow, arow, nb, a8 + (size_t)t8 * a8size);
+            }
         }
         for (int64_t t0 = 0; t0 < T; t0 += TOKEN_CHUNK) {
             const int64_t t1 = t0 + TOKEN_CHUNK < T ? t0 + TOKEN_CHUNK : T;

@@ -13,6 +13,9 @@
 
 AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+// How far ahead of the current block the decode kernels prefetch weight rows.
+enum { PREFETCH_BYTES = 768 };
+
 AVX2 static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -43,6 +46,7 @@ AVX2 static float dot_q4_0_q8_0(int64_t n, const void *w, const void *a) {
     const int64_t nb = n / BONSAI_QK;
     int64_t i = 0;
     for (; i + 1 < nb; i += 2) {
+        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
         const __m256i y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
         const __m256i y1 = _mm256_loadu_si256((const __m256i *)y[i + 1].qs);
         const __m256i p0 = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(x[i].qs), y0), _mm256_maddubs_epi16(eight, y0));
@@ -68,6 +72,8 @@ AVX2 static float dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
     const int64_t nb = n / BONSAI_QK;
     int64_t i = 0;
     for (; i + 1 < nb; i += 2) {
+        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
+        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + 64, _MM_HINT_T0);
         const __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
         const __m256i x1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs), y1 = _mm256_loadu_si256((const __m256i *)y[i + 1].qs);
         const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(y0, x0)), ones);
@@ -105,6 +111,7 @@ AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        for (int l = 0; l < (int)sizeof(block_q4_K); l += 64) _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + l, _MM_HINT_T0);
         uint8_t sc[8], m[8];
         q4_K_scales(x[i].scales, sc, m);
         const uint8_t *q = x[i].qs;
@@ -139,6 +146,7 @@ AVX2 static float dot_q6_K_q8_K(int64_t n, const void *w, const void *a) {
     const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        for (int l = 0; l < (int)sizeof(block_q6_K); l += 64) _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + l, _MM_HINT_T0);
         const uint8_t *ql = x[i].ql, *qh = x[i].qh;
         const int8_t *sc = x[i].scales, *q8 = y[i].qs;
         __m256i isum = _mm256_setzero_si256();
@@ -279,8 +287,109 @@ AVX2 static void gemm2x8_q4_0(int64_t n, const void *w, size_t ws, const void *a
     _mm256_storeu_ps(out[1], acc1);
 }
 
+// K types over q8_K activations, 8 tokens interleaved as above; sums of each 16 activations per token
+// (for q4_K's mins and q6_K's −32 offset) are kept as floats.
+typedef struct {
+    float d[8];
+    float sum16[16][8];   // Σ q over elements 16s .. 16s+15, per token
+    int8_t qs[64][32];
+} act8k_block;
+
+void bonsai_pack_act8k(const void *a, size_t as, int64_t nb, void *dst) {
+    act8k_block *o = dst;
+    for (int64_t b = 0; b < nb; b++) {
+        for (int c = 0; c < 8; c++) {
+            const block_q8_K *y = (const block_q8_K *)((const char *)a + c * as) + b;
+            o[b].d[c] = y->d;
+            for (int s = 0; s < 16; s++) o[b].sum16[s][c] = (float)y->bsums[s];
+            for (int j = 0; j < 64; j++) memcpy(&o[b].qs[j][4 * c], y->qs + 4 * j, 4);
+        }
+    }
+}
+
+size_t bonsai_act8k_size(int64_t nb) { return (size_t)nb * sizeof(act8k_block); }
+
+// Σ_j maddubs(broadcast(u[4j..4j+3]), A[j]) over `groups` groups of 4, in i16 lanes (one per token).
+AVX2 static inline __m256i bcast_dot(const uint8_t *u, const int8_t (*A)[32], int groups) {
+    __m256i s = _mm256_setzero_si256();
+    for (int j = 0; j < groups; j++) {
+        int32_t w;
+        memcpy(&w, u + 4 * j, 4);
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_set1_epi32(w), _mm256_load_si256((const __m256i *)A[j])));
+    }
+    return s;
+}
+
+AVX2 static void gemm2x8_q4_K(int64_t n, const void *w, size_t ws, const void *act8, float out[2][8]) {
+    const act8k_block *A = act8;
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    for (int r = 0; r < 2; r++) {
+        const block_q4_K *x = (const block_q4_K *)((const char *)w + r * ws);
+        __m256 acc = _mm256_setzero_ps();
+        _Alignas(32) uint8_t u[256];
+        for (int64_t b = 0; b < n / BONSAI_QKK; b++) {
+            uint8_t sc[8], m[8];
+            q4_K_scales(x[b].scales, sc, m);
+            for (int j = 0; j < 4; j++) {   // element order: 32 low nibbles, then 32 high, per 64
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * j));
+                _mm256_store_si256((__m256i *)(u + 64 * j), _mm256_and_si256(q, low4));
+                _mm256_store_si256((__m256i *)(u + 64 * j + 32), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4));
+            }
+            __m256i isum = _mm256_setzero_si256();
+            __m256 msum = _mm256_setzero_ps();
+            for (int s = 0; s < 8; s++) {   // sub-blocks of 32: 8 groups of 4, |i16| ≤ 8 · 2 · 15 · 127
+                const __m256i p = bcast_dot(u + 32 * s, A[b].qs + 8 * s, 8);
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16(sc[s])));
+                msum = _mm256_fmadd_ps(_mm256_set1_ps((float)m[s]),
+                                       _mm256_add_ps(_mm256_load_ps(A[b].sum16[2 * s]), _mm256_load_ps(A[b].sum16[2 * s + 1])), msum);
+            }
+            const __m256 dy = _mm256_load_ps(A[b].d);
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(x[b].d)), dy), _mm256_cvtepi32_ps(isum), acc);
+            acc = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(x[b].dmin)), dy), msum, acc);
+        }
+        _mm256_storeu_ps(out[r], acc);
+    }
+}
+
+AVX2 static void gemm2x8_q6_K(int64_t n, const void *w, size_t ws, const void *act8, float out[2][8]) {
+    const act8k_block *A = act8;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
+    for (int r = 0; r < 2; r++) {
+        const block_q6_K *x = (const block_q6_K *)((const char *)w + r * ws);
+        __m256 acc = _mm256_setzero_ps();
+        _Alignas(32) uint8_t u[256];
+        for (int64_t b = 0; b < n / BONSAI_QKK; b++) {
+            for (int c = 0; c < 2; c++) {   // unpack to 0..63 in element order (see dot_q6_K_q8_K)
+                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * c));
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * c + 32));
+                const __m256i h = _mm256_loadu_si256((const __m256i *)(x[b].qh + 32 * c));
+                uint8_t *o = u + 128 * c;
+                _mm256_store_si256((__m256i *)(o + 0), _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, two), 4)));
+                _mm256_store_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4)));
+                _mm256_store_si256((__m256i *)(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4)));
+                _mm256_store_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4)));
+            }
+            __m256i isum = _mm256_setzero_si256();
+            __m256 corr = _mm256_setzero_ps();
+            for (int s = 0; s < 16; s++) {   // sub-blocks of 16 = 4 groups, two at a time in i16: |.| ≤ 2 · 2 · 63 · 127
+                const int8_t scale = x[b].scales[s];
+                const __m256i p0 = bcast_dot(u + 16 * s, A[b].qs + 4 * s, 2);
+                const __m256i p1 = bcast_dot(u + 16 * s + 8, A[b].qs + 4 * s + 2, 2);
+                const __m256i sv = _mm256_set1_epi16(scale);
+                isum = _mm256_add_epi32(isum, _mm256_add_epi32(_mm256_madd_epi16(p0, sv), _mm256_madd_epi16(p1, sv)));
+                corr = _mm256_fmadd_ps(_mm256_set1_ps((float)scale), _mm256_load_ps(A[b].sum16[s]), corr);
+            }
+            const __m256 dy = _mm256_mul_ps(_mm256_set1_ps(h2f(x[b].d)), _mm256_load_ps(A[b].d));
+            acc = _mm256_fmadd_ps(dy, _mm256_fnmadd_ps(_mm256_set1_ps(32.0f), corr, _mm256_cvtepi32_ps(isum)), acc);
+        }
+        _mm256_storeu_ps(out[r], acc);
+    }
+}
+
 void bonsai_register_avx2_gemm8(bonsai_gemm2x8_fn table[BONSAI_TYPE_COUNT]) {
     table[BONSAI_TYPE_Q4_0] = gemm2x8_q4_0;
+    table[BONSAI_TYPE_Q4_K] = gemm2x8_q4_K;
+    table[BONSAI_TYPE_Q6_K] = gemm2x8_q6_K;
 }
 
 void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]) {

@@ -24,8 +24,11 @@ extern bonsai_gemm4x4_fn bonsai_fast_gemm4x4[BONSAI_TYPE_COUNT];
 // Two weight rows × eight tokens whose q8_0 activations were interleaved by bonsai_pack_act8.
 typedef void (*bonsai_gemm2x8_fn)(int64_t n, const void *w, size_t ws, const void *act8, float out[2][8]);
 extern bonsai_gemm2x8_fn bonsai_fast_gemm2x8[BONSAI_TYPE_COUNT];
+// Interleave 8 tokens' activation rows (q8_0 → act8, q8_K → act8k) for the 2 × 8 kernels.
 void bonsai_pack_act8(const void *a, size_t as, int64_t nb, void *dst);
 size_t bonsai_act8_size(int64_t nb);
+void bonsai_pack_act8k(const void *a, size_t as, int64_t nb, void *dst);
+size_t bonsai_act8k_size(int64_t nb);
 
 #if defined(__x86_64__)
 void bonsai_register_avx2_gemm8(bonsai_gemm2x8_fn table[BONSAI_TYPE_COUNT]);
