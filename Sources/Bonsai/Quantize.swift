@@ -108,15 +108,19 @@ extension Quantize {
             try sink.write(UnsafeRawBufferPointer(start: t.data, count: t.byteCount))
             return
         }
+        // chunks of rows, converted on all cores, then written in order
         let cols = t.cols, srcRow = t.type.byteCount(elements: cols)!, dstRow = type.byteCount(elements: cols)!
-        var row = [Float](repeating: 0, count: cols)
-        var out = [UInt8](repeating: 0, count: dstRow)
-        for r in 0 ..< t.rows {
-            bonsaiDequantize(t.type, t.data + r * srcRow, &row, cols)
-            guard bonsai_quantize_row(Int32(type.rawValue), row, &out, Int64(cols)) else {
-                throw ModelError.invalidOption("cannot write tensors of type \(type)")
+        let chunk = max(1, (8 << 20) / max(dstRow, 1))
+        var out = [UInt8](repeating: 0, count: min(chunk, t.rows) * dstRow)
+        var r = 0
+        while r < t.rows {
+            let n = min(chunk, t.rows - r)
+            guard bonsai_convert_rows(Int32(t.type.rawValue), t.data + r * srcRow, srcRow, Int32(type.rawValue), &out,
+                                      Int64(n), Int64(cols)) else {
+                throw ModelError.invalidOption("cannot convert \(t.name) from \(t.type) to \(type)")
             }
-            try sink.write(out)
+            try out.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< n * dstRow])) }
+            r += n
         }
     }
 }

@@ -40,35 +40,41 @@ public enum Synth {
         try w.write(to: path, progress: progress)
     }
 
-    /// Rows of normal(mean, std) values, quantized with our quantizer; types without one get random
-    /// blocks whose scales give values of about the same size (speed does not depend on the values).
+    /// Uniform values of the given mean and standard deviation, quantized with our quantizers (rows in
+    /// parallel); types without a quantizer get random blocks whose scales give values of about that size
+    /// (speed does not depend on the values).
     static func randomTensor(type: TensorType, ne: [Int], std: Float, mean: Float, seed: UInt64,
                              to sink: AtomicFileWriter) throws {
         var rng = SplitMix64(seed: seed)
         let cols = ne[0], rows = ne.count > 1 ? ne[1] : 1
-        var row = [Float](repeating: 0, count: cols)
-        var out = [UInt8](repeating: 0, count: type.byteCount(elements: cols)!)
-        let canQuantize = row.withUnsafeBufferPointer { bonsai_quantize_row(Int32(type.rawValue), $0.baseAddress!, &out, Int64(cols)) }
-        for _ in 0 ..< rows {
-            if canQuantize {
-                for i in 0 ..< cols {   // sum of 4 uniforms: close enough to normal, and fast
-                    let u = (0 ..< 4).reduce(Float(0)) { s, _ in s + Float(rng.next() >> 40) / Float(1 << 24) }
-                    row[i] = mean + std * (u - 2) * 1.732
+        let rowBytes = type.byteCount(elements: cols)!
+        let chunk = max(1, min(rows, (4 << 20) / cols))
+        var dense = [Float](repeating: 0, count: chunk * cols)
+        var out = [UInt8](repeating: 0, count: chunk * rowBytes)
+        let half = std * 1.7320508   // uniform on [-a, a] has std a / sqrt(3)
+        var r = 0
+        while r < rows {
+            let n = min(chunk, rows - r)
+            if type.canQuantize {
+                for i in 0 ..< n * cols { dense[i] = mean + half * (Float(rng.next() >> 40) / Float(1 << 23) - 1) }
+                guard bonsai_convert_rows(Int32(TensorType.f32.rawValue), dense, cols * 4, Int32(type.rawValue), &out,
+                                          Int64(n), Int64(cols)) else {
+                    throw ModelError.invalidOption("cannot write \(type)")
                 }
-                _ = bonsai_quantize_row(Int32(type.rawValue), row, &out, Int64(cols))
             } else {
-                for i in stride(from: 0, to: out.count, by: 8) {
+                for i in stride(from: 0, to: n * rowBytes, by: 8) {
                     var v = rng.next()
-                    for k in 0 ..< min(8, out.count - i) { out[i + k] = UInt8(truncatingIfNeeded: v); v >>= 8 }
+                    for k in 0 ..< min(8, n * rowBytes - i) { out[i + k] = UInt8(truncatingIfNeeded: v); v >>= 8 }
                 }
                 fixScales(&out, type: type, scale: std / 16)
             }
-            try sink.write(out)
+            try out.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< n * rowBytes])) }
+            r += n
         }
     }
 
     /// Offsets of the f16 scale fields inside each block of the types without a quantizer here.
-    static func fixScales(_ b: inout [UInt8], type: TensorType, scale: Float) {
+    static func fixScales(_ b: inout [UInt8], type: TensorType, scale: Float) {   // b: whole blocks
         let offsets: [Int] = [TensorType.q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q2_K: [80, 82], .q3_K: [108],
                               .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]][type] ?? []
         let h = bonsai_f32_to_f16(scale)

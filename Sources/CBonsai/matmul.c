@@ -136,3 +136,22 @@ void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, 
         matmul_f32(W, X, T, Y, y_stride, bias);
     }
 }
+
+bool bonsai_convert_rows(int src_type, const void *src, size_t src_stride, int dst_type, void *dst,
+                         int64_t rows, int64_t cols) {
+    float probe[BONSAI_QKK] = {0};
+    char probe_out[BONSAI_QKK * sizeof(float)];   // room for any type, f32 included
+    if (!bonsai_type_info(src_type) || !bonsai_quantize_row(dst_type, probe, probe_out, BONSAI_QKK)) return false;
+    const size_t drow = bonsai_row_size(dst_type, cols);
+    bool ok = true;
+#pragma omp parallel
+    {
+        float *row = scratch_get(&tile_buf, (size_t)cols * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!row || !bonsai_dequantize_row(src_type, (const char *)src + (size_t)r * src_stride, row, cols)) ok = false;
+            else bonsai_quantize_row(dst_type, row, (char *)dst + (size_t)r * drow, cols);
+        }
+    }
+    return ok;
+}

@@ -104,6 +104,11 @@ typedef enum { BONSAI_MATH_FAST = 0, BONSAI_MATH_F32 = 1 } bonsai_math;
 void bonsai_set_math(bonsai_math mode);
 bonsai_math bonsai_get_math(void);
 
+// Rows of a matrix from one type to another (dequantize → quantize), rows in parallel:
+// src rows are src_stride bytes apart, dst rows dense. False if either type is not supported.
+bool bonsai_convert_rows(int src_type, const void *src, size_t src_stride, int dst_type, void *dst,
+                         int64_t rows, int64_t cols);
+
 // ---------------------------------------------------------------------------------------------
 // A weight matrix as the kernels see it: rows x cols of `type`, rows contiguous, row_stride bytes apart.
 typedef struct {
