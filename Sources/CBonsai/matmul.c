@@ -72,11 +72,11 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
     const int at = bonsai_type_info(W->type)->vec_dot_type;
     const size_t arow = bonsai_row_size(at, cols), wrow = W->row_stride;
     char *aq = scratch_get(&act_buf, arow * (size_t)T);
-    // Kernels by preference: 2 rows × 8 tokens (interleaved activations), 4 × 4, then one dot per pair.
-    bonsai_gemm2x8_fn g8 = T >= 8 ? bonsai_fast_gemm2x8[W->type] : NULL;
+    // Kernels by preference: 4 rows × 8 tokens (interleaved activations), 4 × 4, then one dot per pair.
+    bonsai_gemm4x8_fn g8 = T >= 8 ? bonsai_fast_gemm4x8[W->type] : NULL;
     bonsai_gemm4x4_fn g4 = !g8 && T >= 4 ? bonsai_fast_gemm4x4[W->type] : NULL;
     const int64_t tw = g8 ? 8 : g4 ? 4 : 1;                 // tokens per kernel call
-    const int64_t group = g8 ? 2 : g4 ? 4 : TILE_ROWS;     // rows per kernel call
+    const int64_t group = g8 || g4 ? 4 : TILE_ROWS;       // rows per kernel call
     const int64_t ngroups = (rows + group - 1) / group;
     const bool ktype = at == BONSAI_TYPE_Q8_K;
     const int64_t nb = cols / (ktype ? BONSAI_QKK : BONSAI_QK);
@@ -104,7 +104,7 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
                     for (; t + tw <= t1; t += tw) {
                         float out[4][8];
                         if (g8) {
-                            g8(cols, w, wrow, a8 + (size_t)(t / 8) * a8size, (float (*)[8])out);
+                            g8(cols, w, wrow, a8 + (size_t)(t / 8) * a8size, out);
                         } else {
                             float o4[4][4];
                             g4(cols, w, wrow, aq + (size_t)t * arow, arow, o4);

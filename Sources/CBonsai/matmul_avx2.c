@@ -257,34 +257,38 @@ void bonsai_pack_act8(const void *a, size_t as, int64_t nb, void *dst) {
 
 size_t bonsai_act8_size(int64_t nb) { return (size_t)nb * sizeof(act8_block); }
 
-// Two q4_0 rows × 8 tokens: out[r][c].
-AVX2 static void gemm2x8_q4_0(int64_t n, const void *w, size_t ws, const void *act8, float out[2][8]) {
+// Four q4_0 rows × 8 tokens: out[r][c]. Each activation load serves the four rows.
+AVX2 static void gemm4x8_q4_0(int64_t n, const void *w, size_t ws, const void *act8, float out[4][8]) {
     const act8_block *A = act8;
-    const block_q4_0 *x0 = w, *x1 = (const block_q4_0 *)((const char *)w + ws);
+    const block_q4_0 *x[4];
+    for (int r = 0; r < 4; r++) x[r] = (const block_q4_0 *)((const char *)w + r * ws);
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    _Alignas(32) uint8_t u0[32], u1[32];
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    _Alignas(32) uint8_t u[4][32];
     for (int64_t b = 0; b < n / BONSAI_QK; b++) {
-        _mm256_store_si256((__m256i *)u0, nibbles32(x0[b].qs));   // weights as bytes 0..15, element order
-        _mm256_store_si256((__m256i *)u1, nibbles32(x1[b].qs));
-        __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-        for (int j = 0; j < 8; j++) {
+        for (int r = 0; r < 4; r++) _mm256_store_si256((__m256i *)u[r], nibbles32(x[r][b].qs));   // weights as bytes, element order
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+        for (int j = 0; j < 8; j++) {   // |i16| ≤ 8 · 2 · 15 · 127
             const __m256i a = _mm256_load_si256((const __m256i *)A[b].qs[j]);
-            int32_t w0, w1;
-            memcpy(&w0, u0 + 4 * j, 4);
-            memcpy(&w1, u1 + 4 * j, 4);
+            int32_t w0, w1, w2, w3;
+            memcpy(&w0, u[0] + 4 * j, 4);
+            memcpy(&w1, u[1] + 4 * j, 4);
+            memcpy(&w2, u[2] + 4 * j, 4);
+            memcpy(&w3, u[3] + 4 * j, 4);
             s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(_mm256_set1_epi32(w0), a));
             s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(_mm256_set1_epi32(w1), a));
+            s2 = _mm256_add_epi16(s2, _mm256_maddubs_epi16(_mm256_set1_epi32(w2), a));
+            s3 = _mm256_add_epi16(s3, _mm256_maddubs_epi16(_mm256_set1_epi32(w3), a));
         }
         const __m256i off = _mm256_load_si256((const __m256i *)A[b].sum8);
         const __m256 dy = _mm256_load_ps(A[b].d);
-        const __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(s0, ones), off);
-        const __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(s1, ones), off);
-        acc0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(x0[b].d)), dy), _mm256_cvtepi32_ps(i0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(x1[b].d)), dy), _mm256_cvtepi32_ps(i1), acc1);
+        const __m256i sr[4] = {s0, s1, s2, s3};
+        for (int r = 0; r < 4; r++) {
+            const __m256i i32 = _mm256_sub_epi32(_mm256_madd_epi16(sr[r], ones), off);
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(x[r][b].d)), dy), _mm256_cvtepi32_ps(i32), acc[r]);
+        }
     }
-    _mm256_storeu_ps(out[0], acc0);
-    _mm256_storeu_ps(out[1], acc1);
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
 }
 
 // K types over q8_K activations, 8 tokens interleaved as above; sums of each 16 activations per token
@@ -320,10 +324,10 @@ AVX2 static inline __m256i bcast_dot(const uint8_t *u, const int8_t (*A)[32], in
     return s;
 }
 
-AVX2 static void gemm2x8_q4_K(int64_t n, const void *w, size_t ws, const void *act8, float out[2][8]) {
+AVX2 static void gemm4x8_q4_K(int64_t n, const void *w, size_t ws, const void *act8, float out[4][8]) {
     const act8k_block *A = act8;
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; r < 4; r++) {
         const block_q4_K *x = (const block_q4_K *)((const char *)w + r * ws);
         __m256 acc = _mm256_setzero_ps();
         _Alignas(32) uint8_t u[256];
@@ -351,10 +355,10 @@ AVX2 static void gemm2x8_q4_K(int64_t n, const void *w, size_t ws, const void *a
     }
 }
 
-AVX2 static void gemm2x8_q6_K(int64_t n, const void *w, size_t ws, const void *act8, float out[2][8]) {
+AVX2 static void gemm4x8_q6_K(int64_t n, const void *w, size_t ws, const void *act8, float out[4][8]) {
     const act8k_block *A = act8;
     const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
-    for (int r = 0; r < 2; r++) {
+    for (int r = 0; r < 4; r++) {
         const block_q6_K *x = (const block_q6_K *)((const char *)w + r * ws);
         __m256 acc = _mm256_setzero_ps();
         _Alignas(32) uint8_t u[256];
@@ -386,10 +390,10 @@ AVX2 static void gemm2x8_q6_K(int64_t n, const void *w, size_t ws, const void *a
     }
 }
 
-void bonsai_register_avx2_gemm8(bonsai_gemm2x8_fn table[BONSAI_TYPE_COUNT]) {
-    table[BONSAI_TYPE_Q4_0] = gemm2x8_q4_0;
-    table[BONSAI_TYPE_Q4_K] = gemm2x8_q4_K;
-    table[BONSAI_TYPE_Q6_K] = gemm2x8_q6_K;
+void bonsai_register_avx2_gemm8(bonsai_gemm4x8_fn table[BONSAI_TYPE_COUNT]) {
+    table[BONSAI_TYPE_Q4_0] = gemm4x8_q4_0;
+    table[BONSAI_TYPE_Q4_K] = gemm4x8_q4_K;
+    table[BONSAI_TYPE_Q6_K] = gemm4x8_q6_K;
 }
 
 void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]) {

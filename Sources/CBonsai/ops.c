@@ -27,12 +27,10 @@ void bonsai_layernorm_forward(float *out, const float *x, const float *w, const 
 
 // gelu_forward (gelu_new): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), x [n] in place.
 void bonsai_gelu_forward(float *x, int64_t n) {
-    const float k = 0.7978845608028654f;   // sqrt(2 / pi)
+    bonsai_simd_init();
+    const int64_t chunk = 4096;
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        const float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
-    }
+    for (int64_t i = 0; i < n; i += chunk) bonsai_gelu_f32(x + i, n - i < chunk ? n - i : chunk);
 }
 
 // rope_neox_forward: x [T, n_head, head_dim] (token stride `stride`), rotate-half on the first rot_dim

@@ -21,9 +21,9 @@ extern bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
 // Must equal four times four bonsai_fast_dot calls up to float rounding.
 typedef void (*bonsai_gemm4x4_fn)(int64_t n, const void *w, size_t ws, const void *a, size_t as, float out[4][4]);
 extern bonsai_gemm4x4_fn bonsai_fast_gemm4x4[BONSAI_TYPE_COUNT];
-// Two weight rows × eight tokens whose q8_0 activations were interleaved by bonsai_pack_act8.
-typedef void (*bonsai_gemm2x8_fn)(int64_t n, const void *w, size_t ws, const void *act8, float out[2][8]);
-extern bonsai_gemm2x8_fn bonsai_fast_gemm2x8[BONSAI_TYPE_COUNT];
+// Four weight rows × eight tokens whose activations were interleaved by bonsai_pack_act8(k).
+typedef void (*bonsai_gemm4x8_fn)(int64_t n, const void *w, size_t ws, const void *act8, float out[4][8]);
+extern bonsai_gemm4x8_fn bonsai_fast_gemm4x8[BONSAI_TYPE_COUNT];
 // Interleave 8 tokens' activation rows (q8_0 → act8, q8_K → act8k) for the 2 × 8 kernels.
 void bonsai_pack_act8(const void *a, size_t as, int64_t nb, void *dst);
 size_t bonsai_act8_size(int64_t nb);
@@ -31,10 +31,14 @@ void bonsai_pack_act8k(const void *a, size_t as, int64_t nb, void *dst);
 size_t bonsai_act8k_size(int64_t nb);
 
 #if defined(__x86_64__)
-void bonsai_register_avx2_gemm8(bonsai_gemm2x8_fn table[BONSAI_TYPE_COUNT]);
+void bonsai_register_avx2_gemm8(bonsai_gemm4x8_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]);
 #endif
+
+// x[i] = gelu_new(x[i])
+typedef void (*bonsai_gelu_fn)(float *x, int64_t n);
+extern bonsai_gelu_fn bonsai_gelu_f32;
 
 // Called once (thread-safe, idempotent) before the first kernel runs.
 void bonsai_simd_init(void);

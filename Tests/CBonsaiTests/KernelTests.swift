@@ -110,3 +110,21 @@ final class BlockedMatmulTests: XCTestCase {
         }
     }
 }
+
+/// The vectorized gelu_new (x / (1 + e^(-2u)) with a polynomial exp) against the tanh formula in double:
+/// relative error ≤ 1e-6 (the fp32 rounding of the formula itself is ~1e-7).
+final class OpsTests: XCTestCase {
+    func testGeluMatchesTanhFormula() {
+        var x = (0 ..< 20001).map { Float($0 - 10000) / 1000 }   // -10 ... 10
+        x += [-30, -88, 30, 88, 0, 1e-6, -1e-6]
+        let ref = x.map { v -> Double in
+            let d = Double(v)
+            return 0.5 * d * (1 + tanh(0.7978845608028654 * (d + 0.044715 * d * d * d)))
+        }
+        var y = x
+        bonsai_gelu_forward(&y, Int64(y.count))
+        for i in x.indices {
+            XCTAssertEqual(Double(y[i]), ref[i], accuracy: 1e-6 * max(1, abs(ref[i])), "gelu(\(x[i]))")
+        }
+    }
+}
