@@ -27,17 +27,18 @@ print(json.dumps({"pp": pp, "tg": tg}))
 
 
 def bandwidth_gbs():
-    """Read bandwidth with all threads: numpy sums of a 2 GiB array split across threads."""
+    """Read bandwidth with all threads: byte-wise max (SIMD, far faster than memory) over a 2 GiB array
+    split across threads."""
     import numpy as np
     from concurrent.futures import ThreadPoolExecutor
     n = os.cpu_count() or 2
-    a = np.ones(1 << 29, dtype=np.float32)  # 2 GiB
+    a = np.ones(1 << 31, dtype=np.uint8)  # 2 GiB
     parts = np.array_split(a, n)
     best = 0.0
     with ThreadPoolExecutor(n) as ex:
         for _ in range(5):
             t = time.perf_counter()
-            list(ex.map(np.sum, parts))
+            list(ex.map(np.max, parts))
             best = max(best, a.nbytes / (time.perf_counter() - t) / 1e9)
     return best
 
