@@ -37,7 +37,7 @@ struct BenchCommand: ParsableCommand {
             let ids = (0 ..< max(nPrompt, 1)).map { _ in Int(rng.next() % UInt64(min(c.vocab_size, 50000))) }
             let type = loaded.model.layers.first.map { "\($0.fc1.type)" } ?? "?"
             let size = Double(loaded.model.weightBytes) / 1_073_741_824
-            let params = Double(loaded.model.weightBytes > 0 ? parameterCount(c) : 0) / 1e9
+            let params = Double(GGUFExport.parameterCount(c)) / 1e9
             let threads = Int(bonsai_max_threads())
             if !json {
                 print("| model | size | params | threads | test | t/s |")
@@ -85,11 +85,6 @@ struct BenchCommand: ParsableCommand {
                              Double(peakRSS()) / 1_048_576, Double(cache.byteCount) / 1_048_576, String(cString: bonsai_cpu_features())))
             }
         }
-    }
-
-    func parameterCount(_ c: Phi2Config) -> Int {
-        let d = c.hidden_size, ff = c.intermediate_size
-        return 2 * c.vocab_size * d + c.vocab_size + 2 * d + c.num_hidden_layers * (4 * d * d + 4 * d + 2 * d * ff + ff + d + 2 * d)
     }
 }
 
