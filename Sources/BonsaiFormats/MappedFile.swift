@@ -10,7 +10,8 @@ public final class MappedFile: @unchecked Sendable {
     public let bytes: UnsafeRawBufferPointer
     private let base: UnsafeMutableRawPointer?
 
-    public init(path: String) throws {
+    /// `populate`: map every page at once (for files whose whole contents are about to be read).
+    public init(path: String, populate: Bool = false) throws {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw FormatError.io(path: path, reason: String(cString: strerror(errno))) }
@@ -24,7 +25,14 @@ public final class MappedFile: @unchecked Sendable {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
-        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        // MAP_POPULATE maps every page now: for a file in the page cache that is far cheaper than one
+        // page fault per 4 KiB during the first forward pass.
+        #if os(Linux)
+        let flags = populate ? MAP_PRIVATE | MAP_POPULATE : MAP_PRIVATE
+        #else
+        let flags = MAP_PRIVATE
+        #endif
+        let p = mmap(nil, size, PROT_READ, flags, fd, 0)
         guard let p, p != MAP_FAILED else {
             throw FormatError.io(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
