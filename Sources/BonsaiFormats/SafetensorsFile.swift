@@ -9,6 +9,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         "F32": .f32, "F16": .f16, "BF16": .bf16, "F64": TensorType(rawValue: 28),
         "I8": TensorType(rawValue: 24), "I16": TensorType(rawValue: 25), "I32": TensorType(rawValue: 26),
         "I64": TensorType(rawValue: 27),
+        "U8": TensorType(rawValue: 24),   // raw bytes: read like I8 (same size, no ggml type of its own)
     ]
 
     public let path: String

@@ -162,3 +162,24 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// Every quant type's dequantization against gguf-py's (which is bit-identical to ggml's), on random valid
+/// blocks: Tests/CBonsaiTests/Vectors/dequant_vectors.safetensors, written by tools/make_dequant_vectors.py.
+/// Tolerance: none (bit patterns compared).
+final class DequantVectorTests: XCTestCase {
+    func testEveryTypeMatchesGGUFPyBitForBit() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors/dequant_vectors.safetensors")
+        let f = try SafetensorsFile(path: url.path)
+        var checked: [String] = []
+        for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K] {
+            let raw = try XCTUnwrap(f.tensor("\(type).bytes"), "\(type)")
+            let expected = try XCTUnwrap(f.floats("\(type).values"))
+            var got = [Float](repeating: .nan, count: expected.count)
+            XCTAssertEqual(raw.byteCount, type.byteCount(elements: expected.count))
+            XCTAssertTrue(bonsai_dequantize_row(Int32(type.rawValue), raw.data, &got, Int64(got.count)))
+            XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "\(type)")
+            checked.append(type.description)
+        }
+        XCTAssertEqual(checked.count, 10)
+    }
+}
