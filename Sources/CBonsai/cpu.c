@@ -94,6 +94,45 @@ static void gelu_avx2(float *x, int64_t n) {
         x[i] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
     }
 }
+
+// One query of one head against n_keys cached keys/values (token stride `stride` floats):
+// scores of 8 keys at a time (8 FMA chains, one transpose-reduce), f32 softmax, then out = Σ p_j v_j
+// with the head's output kept in registers. head_dim must be a multiple of 8 and at most 128.
+__attribute__((target("avx2,fma")))
+static void attend_avx2(float *out, const float *q, const float *k, const float *v, int64_t n_keys,
+                        int64_t stride, int hd, float scale, float *att) {
+    const int nv = hd / 8;
+    float maxv = -INFINITY;
+    int64_t j = 0;
+    for (; j + 8 <= n_keys; j += 8) {
+        __m256 a[8];
+        for (int u = 0; u < 8; u++) a[u] = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + d);
+            for (int u = 0; u < 8; u++) a[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + (j + u) * stride + d), a[u]);
+        }
+        const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+        const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+        _mm256_storeu_ps(att + j, _mm256_mul_ps(sums, _mm256_set1_ps(scale)));
+    }
+    for (; j < n_keys; j++) att[j] = dot_f32_avx2(q, k + j * stride, hd) * scale;
+    for (j = 0; j < n_keys; j++) if (att[j] > maxv) maxv = att[j];
+    float sum = 0.0f;
+    for (j = 0; j < n_keys; j++) {
+        att[j] = expf(att[j] - maxv);
+        sum += att[j];
+    }
+    __m256 o[16];
+    for (int i = 0; i < nv; i++) o[i] = _mm256_setzero_ps();
+    for (j = 0; j < n_keys; j++) {
+        const __m256 p = _mm256_set1_ps(att[j]);
+        const float *vj = v + j * stride;
+        for (int i = 0; i < nv; i++) o[i] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * i), o[i]);
+    }
+    const __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (int i = 0; i < nv; i++) _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(o[i], inv));
+}
 #endif
 
 static void gelu_generic(float *x, int64_t n) {
@@ -111,6 +150,7 @@ bonsai_gemm4x8_fn bonsai_fast_gemm4x8[BONSAI_TYPE_COUNT];
 bonsai_dot_fn bonsai_dot_f32 = dot_f32_generic;
 bonsai_axpy_fn bonsai_axpy_f32 = axpy_f32_generic;
 bonsai_gelu_fn bonsai_gelu_f32 = gelu_generic;
+bonsai_attend_fn bonsai_attend_f32 = NULL;
 static char features[128] = "generic";
 
 #ifdef BONSAI_X86
@@ -156,6 +196,7 @@ static void simd_init_once(void) {
         bonsai_dot_f32 = dot_f32_avx2;
         bonsai_axpy_f32 = axpy_f32_avx2;
         bonsai_gelu_f32 = gelu_avx2;
+        bonsai_attend_f32 = attend_avx2;
         if (caps.f16c) {
             bonsai_register_avx2_kernels(bonsai_fast_dot);
             bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);

@@ -71,6 +71,11 @@ void bonsai_attention_forward(float *out, const float *q, int64_t q_stride,
         const int64_t n_keys = pos0 + t + 1;
         float *att = scratch + (int64_t)BONSAI_THREAD_ID() * n_keys_max;
         const float *qh = q + t * q_stride + (int64_t)h * head_dim;
+        if (bonsai_attend_f32 && head_dim % 8 == 0 && head_dim <= 128) {
+            bonsai_attend_f32(out + t * dm + (int64_t)h * head_dim, qh, k_cache + (int64_t)h * head_dim,
+                              v_cache + (int64_t)h * head_dim, n_keys, dm, head_dim, scale, att);
+            continue;
+        }
         float maxv = -INFINITY;
         for (int64_t j = 0; j < n_keys; j++) {
             const float s = bonsai_dot_f32(qh, k_cache + j * dm + (int64_t)h * head_dim, head_dim) * scale;

@@ -40,6 +40,11 @@ void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]);
 typedef void (*bonsai_gelu_fn)(float *x, int64_t n);
 extern bonsai_gelu_fn bonsai_gelu_f32;
 
+// One query of one head against the cache (see attend_avx2), or NULL (then ops.c's loop runs).
+typedef void (*bonsai_attend_fn)(float *out, const float *q, const float *k, const float *v, int64_t n_keys,
+                                 int64_t stride, int hd, float scale, float *att);
+extern bonsai_attend_fn bonsai_attend_f32;
+
 // Called once (thread-safe, idempotent) before the first kernel runs.
 void bonsai_simd_init(void);
 

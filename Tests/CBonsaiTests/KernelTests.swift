@@ -128,3 +128,62 @@ final class OpsTests: XCTestCase {
         }
     }
 }
+
+/// Causal attention against a double-precision reference, for PHI-2's head_dim 80, the fixture's 64, and
+/// 20 (not a multiple of 8: the portable loop). Relative tolerance 1e-5 (f32 sums over ≤ 40 keys).
+final class AttentionTests: XCTestCase {
+    func testAttentionMatchesReference() {
+        var rng = SplitMix(seed: 9)
+        for hd in [80, 64, 20] {
+            let heads = 3, T = 13, pos0 = 27, dm = heads * hd, nKeys = pos0 + T
+            let q = (0 ..< T * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+            let k = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+            let v = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+            var out = [Float](repeating: .nan, count: T * dm)
+            var scratch = [Float](repeating: 0, count: Int(bonsai_max_threads()) * nKeys)
+            let scale = 1 / Float(hd).squareRoot()
+            bonsai_attention_forward(&out, q, Int64(dm), k, v, Int64(T), Int64(pos0), Int32(heads), Int32(hd), scale, &scratch)
+            for t in 0 ..< T {
+                for h in 0 ..< heads {
+                    let n = pos0 + t + 1
+                    var s = [Double](repeating: 0, count: n)
+                    for j in 0 ..< n {
+                        for d in 0 ..< hd { s[j] += Double(q[t * dm + h * hd + d]) * Double(k[j * dm + h * hd + d]) }
+                        s[j] *= Double(scale)
+                    }
+                    let m = s.max()!
+                    let e = s.map { exp($0 - m) }, z = e.reduce(0, +)
+                    for d in 0 ..< hd {
+                        var ref = 0.0
+                        for j in 0 ..< n { ref += e[j] / z * Double(v[j * dm + h * hd + d]) }
+                        XCTAssertEqual(Double(out[t * dm + h * hd + d]), ref, accuracy: 1e-5, "hd \(hd) t \(t) h \(h) d \(d)")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// NeoX rotary on the first 32 of 80 dims (PHI-2's shape) against the formula in double; dims 32..79 untouched.
+final class RotaryTests: XCTestCase {
+    func testPartialNeoXRotaryHeadDim80() {
+        var rng = SplitMix(seed: 4)
+        let heads = 2, hd = 80, rot = 32, T = 5, pos0 = 1000
+        let x = (0 ..< T * heads * hd).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+        var y = x
+        bonsai_rope_neox_forward(&y, Int64(T), Int64(heads * hd), Int32(heads), Int32(hd), Int32(rot), 10000, Int64(pos0))
+        for t in 0 ..< T {
+            for h in 0 ..< heads {
+                let base = t * heads * hd + h * hd
+                for i in 0 ..< rot / 2 {
+                    let angle = Double(pos0 + t) * pow(10000.0, -Double(2 * i) / Double(rot))
+                    let a = Double(x[base + i]), b = Double(x[base + i + rot / 2])
+                    // f32 angles at position ~1000 carry ~1e-4 rad of rounding (as in transformers)
+                    XCTAssertEqual(Double(y[base + i]), a * cos(angle) - b * sin(angle), accuracy: 3e-4)
+                    XCTAssertEqual(Double(y[base + i + rot / 2]), b * cos(angle) + a * sin(angle), accuracy: 3e-4)
+                }
+                for d in rot ..< hd { XCTAssertEqual(y[base + d], x[base + d], "pass-through dim \(d)") }
+            }
+        }
+    }
+}
