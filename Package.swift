@@ -82,7 +82,7 @@ let package = Package(
         ]),
         // Tests read the reference fixtures from ../shared/fixtures (see Tests/TestSupport).
         .target(name: "TestSupport", dependencies: ["BonsaiFormats"], path: "Tests/TestSupport"),
-        .testTarget(name: "CBonsaiTests", dependencies: ["CBonsai", "BonsaiFormats", "TestSupport"],
+        .testTarget(name: "CBonsaiTests", dependencies: ["CBonsai", "Bonsai", "BonsaiFormats", "TestSupport"],
                     exclude: ["Vectors"]),   // dequant_vectors.safetensors, made by tools/make_dequant_vectors.py
         .testTarget(name: "BonsaiFormatsTests", dependencies: ["BonsaiFormats", "TestSupport"]),
         .testTarget(name: "BonsaiTokenizerTests", dependencies: ["BonsaiTokenizer", "TestSupport"]),

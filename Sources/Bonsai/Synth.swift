@@ -66,23 +66,10 @@ public enum Synth {
                     var v = rng.next()
                     for k in 0 ..< min(8, n * rowBytes - i) { out[i + k] = UInt8(truncatingIfNeeded: v); v >>= 8 }
                 }
-                fixScales(&out, type: type, scale: std / 16)
+                type.setBlockScales(&out, to: std / 16)
             }
             try out.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< n * rowBytes])) }
             r += n
-        }
-    }
-
-    /// Offsets of the f16 scale fields inside each block of the types without a quantizer here.
-    static func fixScales(_ b: inout [UInt8], type: TensorType, scale: Float) {   // b: whole blocks
-        let offsets: [Int] = [TensorType.q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q2_K: [80, 82], .q3_K: [108],
-                              .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]][type] ?? []
-        let h = bonsai_f32_to_f16(scale)
-        for blk in stride(from: 0, to: b.count, by: type.typeSize) {
-            for o in offsets {
-                b[blk + o] = UInt8(h & 0xff)
-                b[blk + o + 1] = UInt8(h >> 8)
-            }
         }
     }
 

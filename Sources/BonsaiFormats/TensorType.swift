@@ -29,6 +29,24 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     public var blockSize: Int { Int(traits?.block_size ?? 0) }
     public var typeSize: Int { Int(traits?.type_size ?? 0) }
     public var isQuantized: Bool { blockSize > 1 }
+    /// Byte offsets of the f16 scale fields (d, and m / dmin where the type has one) inside one block.
+    public var f16ScaleOffsets: [Int] {
+        [TensorType.q4_0: [0], .q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q8_0: [0], .q2_K: [80, 82],
+         .q3_K: [108], .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]][self] ?? []
+    }
+
+    /// Sets every block's f16 scale fields in `bytes` (whole blocks) to `scale`, so that random bytes
+    /// decode to finite values of a chosen size (for benchmarks and kernel tests).
+    public func setBlockScales(_ bytes: inout [UInt8], to scale: Float) {
+        let h = bonsai_f32_to_f16(scale)
+        for block in stride(from: 0, to: bytes.count, by: typeSize) {
+            for o in f16ScaleOffsets {
+                bytes[block + o] = UInt8(h & 0xff)
+                bytes[block + o + 1] = UInt8(h >> 8)
+            }
+        }
+    }
+
     /// We can write weights of this type (a reference quantizer exists).
     public var canQuantize: Bool {
         guard canRun else { return false }

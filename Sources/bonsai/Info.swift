@@ -3,10 +3,6 @@ import Bonsai
 import BonsaiFormats
 import Foundation
 
-enum GGUFFileOpener {
-    static func open(_ path: String) throws -> GGUFFile { try GGUFFile(path: path) }
-}
-
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a model's architecture, metadata and tensors.",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bonsai
+import BonsaiFormats
 import BonsaiTokenizer
 import Foundation
 
@@ -32,7 +33,7 @@ struct Tokenize: ParsableCommand {
             if FileManager.default.fileExists(atPath: model + "/config.json") || FileManager.default.fileExists(atPath: model + "/tokenizer.json") {
                 tokenizer = try Tokenizer(hfRepo: model)
             } else {
-                tokenizer = try Tokenizer(gguf: GGUFFileOpener.open(model))
+                tokenizer = try Tokenizer(gguf: GGUFFile(path: model))
             }
             let text = prompt.map(unescape) ?? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             let ids = tokenizer.encode(text, parseSpecial: !noParseSpecial)

@@ -62,13 +62,7 @@ final class KernelTests: XCTestCase {
         let dense = (0 ..< n).map { _ in Float.random(in: -1 ... 1, using: &rng) }
         if bonsai_quantize_row(Int32(type.rawValue), dense, &bytes, Int64(n)) { return bytes }
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0 ... 255, using: &rng) }
-        // put small finite values into the f16 scale fields (offsets within each block)
-        let scaleOffsets: [Int] = [TensorType.q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q2_K: [80, 82], .q3_K: [108],
-                                   .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]][type] ?? []
-        let h = bonsai_f32_to_f16(0.02)
-        for b in stride(from: 0, to: bytes.count, by: type.typeSize) {
-            for o in scaleOffsets { bytes[b + o] = UInt8(h & 0xff); bytes[b + o + 1] = UInt8(h >> 8) }
-        }
+        type.setBlockScales(&bytes, to: 0.02)
         return bytes
     }
 }

@@ -1,3 +1,4 @@
+import Bonsai
 import BonsaiFormats
 import CBonsai
 import TestSupport
@@ -53,7 +54,7 @@ final class QuantTests: XCTestCase {
             let gguf = try GGUFFile(path: try Fixtures.path(file))
             var checked = 0
             for info in gguf.tensorInfos where info.type == type {
-                let hfName = try XCTUnwrap(hfName(info.name), info.name)
+                let hfName = try XCTUnwrap(TensorNames.hf(fromGGUF: info.name), info.name)
                 let src = try XCTUnwrap(repo.tensor(hfName)?.floats(), hfName)
                 var out = [UInt8](repeating: 0, count: info.byteCount)
                 XCTAssertTrue(bonsai_quantize_row(Int32(type.rawValue), src, &out, Int64(src.count)))
@@ -87,7 +88,7 @@ final class QuantTests: XCTestCase {
                         }
                     }
                 } else {
-                    fixScales(&w, type: type, rows: rows, rowBytes: rowBytes)
+                    type.setBlockScales(&w, to: 0.01)
                 }
             }
             var x = [Float](repeating: 0, count: T * cols)
@@ -113,41 +114,6 @@ final class QuantTests: XCTestCase {
                 }
             }
         }
-    }
-
-    /// Random bytes in the f16 scale fields of the other types could be inf/nan; set them to small values.
-    private func fixScales(_ w: inout [UInt8], type: TensorType, rows: Int, rowBytes: Int) {
-        let blockBytes = type.typeSize
-        let scaleOffsets: [Int]
-        switch type {
-        case .q4_1, .q5_1: scaleOffsets = [0, 2]
-        case .q5_0: scaleOffsets = [0]
-        case .q2_K: scaleOffsets = [80, 82]
-        case .q3_K: scaleOffsets = [108]
-        case .q4_K, .q5_K: scaleOffsets = [0, 2]
-        case .q6_K: scaleOffsets = [208]
-        default: scaleOffsets = []
-        }
-        let half = bonsai_f32_to_f16(0.01)
-        for b in stride(from: 0, to: w.count, by: blockBytes) {
-            for o in scaleOffsets {
-                w[b + o] = UInt8(half & 0xFF)
-                w[b + o + 1] = UInt8(half >> 8)
-            }
-        }
-    }
-
-    private func hfName(_ gguf: String) -> String? {
-        let table: [String: String] = [
-            "token_embd.weight": "model.embed_tokens.weight", "output.weight": "lm_head.weight",
-            "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
-            "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.dense.weight",
-            "ffn_up.weight": "mlp.fc1.weight", "ffn_down.weight": "mlp.fc2.weight",
-        ]
-        if let h = table[gguf] { return h }
-        let p = gguf.split(separator: ".", maxSplits: 2)
-        guard p.count == 3, let h = table[String(p[2])] else { return nil }
-        return "model.layers.\(p[1]).\(h)"
     }
 }
 
