@@ -37,6 +37,8 @@ public final class Phi2: @unchecked Sendable {
     public let final_layernorm_bias: FloatBuffer     // [hidden]
     public let lm_head: QuantizedMatrix              // [vocab, hidden]
     public let lm_head_bias: FloatBuffer             // [vocab]
+    /// A LoRA adapter applied at run time beside the frozen linear layers (`--lora`), or nil.
+    public var adapter: LoRAAdapter?
 
     public init(config: Phi2Config, embed_tokens: QuantizedMatrix, layers: [Phi2Block],
                 final_layernorm_weight: FloatBuffer, final_layernorm_bias: FloatBuffer,
@@ -100,14 +102,19 @@ extension Phi2 {
         for (t, id) in tokens.enumerated() { embed_tokens.dequantizeRow(id, into: x + t * d) }
 
         for (l, block) in layers.enumerated() {
+            // y += scale · (x A^T) B^T where the adapter has a pair for this layer's linear
+            func lora(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+                adapter?.apply(layer: l, target, x: x, count: T, y: y, yStride: target == .fc1 ? c.intermediate_size : d)
+            }
             let kRows = cache.keys[l].pointer + pos0 * d, vRows = cache.values[l].pointer + pos0 * d
             // h = input_layernorm(x)
-            bonsai_layernorm_forward(h, x, block.input_layernorm_weight.pointer, block.input_layernorm_bias.pointer,
+            bonsai_layernorm_forward(h, nil, nil, x, block.input_layernorm_weight.pointer, block.input_layernorm_bias.pointer,
                                      Int64(T), Int64(d), c.layer_norm_eps)
             // q, k, v = h W^T + b; k and v go straight into the cache
             block.q_proj.multiply(h, count: T, into: q, bias: block.q_proj_bias.pointer)
             block.k_proj.multiply(h, count: T, into: kRows, bias: block.k_proj_bias.pointer)
             block.v_proj.multiply(h, count: T, into: vRows, bias: block.v_proj_bias.pointer)
+            lora(.q_proj, h, q); lora(.k_proj, h, kRows); lora(.v_proj, h, vRows)
             bonsai_rope_neox_forward(q, Int64(T), Int64(d), Int32(c.num_attention_heads), Int32(c.head_dim),
                                      Int32(c.rotary_dim), c.rope_theta, Int64(pos0))
             bonsai_rope_neox_forward(kRows, Int64(T), Int64(d), Int32(c.num_attention_heads), Int32(c.head_dim),
@@ -118,9 +125,12 @@ extension Phi2 {
                                      act.scores.pointer)
             // a = dense(attn);  m = fc2(gelu(fc1(h)))
             block.dense.multiply(act.attn.pointer, count: T, into: act.a.pointer, bias: block.dense_bias.pointer)
+            lora(.dense, act.attn.pointer, act.a.pointer)
             block.fc1.multiply(h, count: T, into: act.ff.pointer, bias: block.fc1_bias.pointer)
+            lora(.fc1, h, act.ff.pointer)
             bonsai_gelu_forward(act.ff.pointer, Int64(T * c.intermediate_size))
             block.fc2.multiply(act.ff.pointer, count: T, into: act.m.pointer, bias: block.fc2_bias.pointer)
+            lora(.fc2, act.ff.pointer, act.m.pointer)
             // x = x + a + m
             bonsai_add3(x, act.a.pointer, act.m.pointer, Int64(T * d))
         }
@@ -129,7 +139,7 @@ extension Phi2 {
         // logits = lm_head(final_layernorm(x)), for the last token or all of them
         let first = allLogits ? 0 : T - 1, n = T - first
         precondition(n * c.vocab_size <= act.logits.count, "forward: logits buffer too small for all tokens")
-        bonsai_layernorm_forward(h, x + first * d, final_layernorm_weight.pointer, final_layernorm_bias.pointer,
+        bonsai_layernorm_forward(h, nil, nil, x + first * d, final_layernorm_weight.pointer, final_layernorm_bias.pointer,
                                  Int64(n), Int64(d), c.layer_norm_eps)
         lm_head.multiply(h, count: n, into: act.logits.pointer, bias: lm_head_bias.pointer)
     }

@@ -197,6 +197,7 @@ static void simd_init_once(void) {
         bonsai_axpy_f32 = axpy_f32_avx2;
         bonsai_gelu_f32 = gelu_avx2;
         bonsai_attend_f32 = attend_avx2;
+        bonsai_gemm_nn_f32 = bonsai_gemm_nn_avx2;
         if (caps.f16c) {
             bonsai_register_avx2_kernels(bonsai_fast_dot);
             bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);

@@ -137,6 +137,40 @@ void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, 
     }
 }
 
+// matmul_backward: the input gradient of Y = X W^T + b. dX [T, cols] (+)= dY [T, rows] W, where dY rows
+// are dy_stride floats apart. W is frozen: tiles of BW_ROWS × BW_COLS are dequantized to f32 and fed to
+// the register-blocked gemm. Threads split the columns (BW_COLS is a multiple of every block size), so
+// each owns its slice of dX and the weight is dequantized once in total.
+enum { BW_ROWS = 64, BW_COLS = 256 };
+
+void bonsai_matmul_backward(const bonsai_matrix *W, const float *dY, int64_t dy_stride, int64_t T, float *dX,
+                            bool accumulate) {
+    bonsai_simd_init();
+    const int64_t rows = W->rows, cols = W->cols;
+    const bonsai_type_traits *tr = bonsai_type_info(W->type);
+    if (!accumulate) memset(dX, 0, (size_t)(T * cols) * sizeof(float));
+    const int64_t nchunks = (cols + BW_COLS - 1) / BW_COLS;
+    const bool direct = W->type == BONSAI_TYPE_F32;
+#pragma omp parallel for schedule(static) if (rows * cols * T > 32768)
+    for (int64_t chunk = 0; chunk < nchunks; chunk++) {
+        const int64_t c0 = chunk * BW_COLS, nc = cols - c0 < BW_COLS ? cols - c0 : BW_COLS;
+        const size_t offset = (size_t)(c0 / tr->block_size) * (size_t)tr->type_size;
+        float *tile = direct ? NULL : scratch_get(&tile_buf, (size_t)(BW_ROWS * BW_COLS) * sizeof(float));
+        for (int64_t r0 = 0; r0 < rows; r0 += BW_ROWS) {
+            const int64_t nr = rows - r0 < BW_ROWS ? rows - r0 : BW_ROWS;
+            const char *src = (const char *)W->data + (size_t)r0 * W->row_stride + offset;
+            if (direct) {
+                bonsai_gemm_nn_f32(dX + c0, cols, dY + r0, dy_stride, (const float *)src,
+                                   (int64_t)(W->row_stride / sizeof(float)), T, nr, nc);
+            } else {
+                for (int64_t i = 0; i < nr; i++)
+                    bonsai_dequantize_row(W->type, src + (size_t)i * W->row_stride, tile + i * BW_COLS, nc);
+                bonsai_gemm_nn_f32(dX + c0, cols, dY + r0, dy_stride, tile, BW_COLS, T, nr, nc);
+            }
+        }
+    }
+}
+
 bool bonsai_convert_rows(int src_type, const void *src, size_t src_stride, int dst_type, void *dst,
                          int64_t rows, int64_t cols) {
     float probe[BONSAI_QKK] = {0};

@@ -2,26 +2,55 @@
 #include "bonsai.h"
 #include "simd.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 // layernorm_forward: x [T, C] -> out [T, C]; mean and variance in f32 (two passes, like torch).
-void bonsai_layernorm_forward(float *out, const float *x, const float *w, const float *b,
-                              int64_t T, int64_t C, float eps) {
+// mean, rstd [T] (may be NULL): the statistics layernorm_backward needs.
+void bonsai_layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w,
+                              const float *b, int64_t T, int64_t C, float eps) {
 #pragma omp parallel for schedule(static) if (T > 4)
     for (int64_t t = 0; t < T; t++) {
         const float *xt = x + t * C;
         float *ot = out + t * C;
-        float mean = 0.0f;
-        for (int64_t i = 0; i < C; i++) mean += xt[i];
-        mean /= (float)C;
+        float m = 0.0f;
+        for (int64_t i = 0; i < C; i++) m += xt[i];
+        m /= (float)C;
         float var = 0.0f;
         for (int64_t i = 0; i < C; i++) {
-            const float d = xt[i] - mean;
+            const float d = xt[i] - m;
             var += d * d;
         }
         var /= (float)C;
-        const float rstd = 1.0f / sqrtf(var + eps);
-        for (int64_t i = 0; i < C; i++) ot[i] = (xt[i] - mean) * rstd * w[i] + b[i];
+        const float rs = 1.0f / sqrtf(var + eps);
+        for (int64_t i = 0; i < C; i++) ot[i] = (xt[i] - m) * rs * w[i] + b[i];
+        if (mean) mean[t] = m;
+        if (rstd) rstd[t] = rs;
+    }
+}
+
+// layernorm_backward: dx [T, C] += d(out)/d(x)^T dout, given the forward's x, mean, rstd [T] and w.
+// The weights are frozen (LoRA training), so no dw, db. With xhat = (x - mean) rstd, g = dout w:
+//   dx = rstd (g - mean(g) - xhat mean(g xhat))
+void bonsai_layernorm_backward(float *dx, const float *dout, const float *x, const float *mean,
+                               const float *rstd, const float *w, int64_t T, int64_t C) {
+#pragma omp parallel for schedule(static) if (T > 4)
+    for (int64_t t = 0; t < T; t++) {
+        const float *xt = x + t * C, *dt = dout + t * C;
+        const float m = mean[t], rs = rstd[t];
+        float g_mean = 0.0f, gx_mean = 0.0f;
+        for (int64_t i = 0; i < C; i++) {
+            const float g = dt[i] * w[i];
+            g_mean += g;
+            gx_mean += g * (xt[i] - m) * rs;
+        }
+        g_mean /= (float)C;
+        gx_mean /= (float)C;
+        float *dxt = dx + t * C;
+        for (int64_t i = 0; i < C; i++) {
+            const float xhat = (xt[i] - m) * rs;
+            dxt[i] += rs * (dt[i] * w[i] - g_mean - xhat * gx_mean);
+        }
     }
 }
 
@@ -33,18 +62,31 @@ void bonsai_gelu_forward(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i += chunk) bonsai_gelu_f32(x + i, n - i < chunk ? n - i : chunk);
 }
 
+// gelu_backward: dx [n] = dout [n] * gelu_new'(x [n]) where x is the forward's input.
+//   gelu_new'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+void bonsai_gelu_backward(float *dx, const float *x, const float *dout, int64_t n) {
+    const float k = 0.7978845608028654f;   // sqrt(2/pi)
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i];
+        const float th = tanhf(k * (v + 0.044715f * v * v * v));
+        const float dgelu = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * v * v);
+        dx[i] = dout[i] * dgelu;
+    }
+}
+
 // rope_neox_forward: x [T, n_head, head_dim] (token stride `stride`), rotate-half on the first rot_dim
 // dims of each head. The angle is computed as transformers does: inv_freq = 1 / theta^(2i/rot_dim) in
-// f32, angle = pos * inv_freq in f32.
-void bonsai_rope_neox_forward(float *x, int64_t T, int64_t stride, int n_head, int head_dim,
-                              int rot_dim, float theta, int64_t pos0) {
+// f32, angle = pos * inv_freq in f32. sign -1 rotates back (the backward pass: a rotation's transpose).
+static void rope_neox(float *x, int64_t T, int64_t stride, int n_head, int head_dim, int rot_dim,
+                      float theta, int64_t pos0, float sign) {
     const int half = rot_dim / 2;
     for (int64_t t = 0; t < T; t++) {
         const float pos = (float)(pos0 + t);
         for (int i = 0; i < half; i++) {
             const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)rot_dim);
             const float angle = pos * inv_freq;
-            const float c = cosf(angle), s = sinf(angle);
+            const float c = cosf(angle), s = sign * sinf(angle);
             for (int h = 0; h < n_head; h++) {
                 float *v = x + t * stride + (int64_t)h * head_dim;
                 const float x0 = v[i], x1 = v[i + half];
@@ -53,6 +95,17 @@ void bonsai_rope_neox_forward(float *x, int64_t T, int64_t stride, int n_head, i
             }
         }
     }
+}
+
+void bonsai_rope_neox_forward(float *x, int64_t T, int64_t stride, int n_head, int head_dim,
+                              int rot_dim, float theta, int64_t pos0) {
+    rope_neox(x, T, stride, n_head, head_dim, rot_dim, theta, pos0, 1.0f);
+}
+
+// rope_neox_backward: dx [T, n_head, head_dim] in place, from d(rotated) to d(input).
+void bonsai_rope_neox_backward(float *dx, int64_t T, int64_t stride, int n_head, int head_dim,
+                               int rot_dim, float theta, int64_t pos0) {
+    rope_neox(dx, T, stride, n_head, head_dim, rot_dim, theta, pos0, -1.0f);
 }
 
 // attention_forward: out [T, H*D] = softmax(q k^T * scale, causal) v, per head; see bonsai.h.
@@ -92,6 +145,79 @@ void bonsai_attention_forward(float *out, const float *q, int64_t q_stride,
         memset(oh, 0, (size_t)head_dim * sizeof(float));
         for (int64_t j = 0; j < n_keys; j++)
             bonsai_axpy_f32(oh, att[j] * inv, v_cache + j * dm + (int64_t)h * head_dim, head_dim);
+    }
+}
+
+// attention_train_forward: one sequence, no cache. q, k, v, out [T, H*D]; probs [H, T, T] keeps the
+// softmax of row t in probs[h][t][0..t] (the rest zero) for the backward pass. Scores in f32.
+void bonsai_attention_train_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                                    int64_t T, int n_head, int head_dim, float scale) {
+    bonsai_simd_init();
+    const int64_t dm = (int64_t)n_head * head_dim;
+#pragma omp parallel for schedule(static, 1)
+    for (int64_t th = 0; th < T * n_head; th++) {
+        const int64_t t = th / n_head;
+        const int h = (int)(th % n_head);
+        const int64_t off = (int64_t)h * head_dim;
+        float *p = probs + ((int64_t)h * T + t) * T;
+        float maxv = -INFINITY;
+        for (int64_t j = 0; j <= t; j++) {
+            p[j] = bonsai_dot_f32(q + t * dm + off, k + j * dm + off, head_dim) * scale;
+            if (p[j] > maxv) maxv = p[j];
+        }
+        float sum = 0.0f;
+        for (int64_t j = 0; j <= t; j++) {
+            p[j] = expf(p[j] - maxv);
+            sum += p[j];
+        }
+        const float inv = 1.0f / sum;
+        float *o = out + t * dm + off;
+        memset(o, 0, (size_t)head_dim * sizeof(float));
+        for (int64_t j = 0; j <= t; j++) {
+            p[j] *= inv;
+            bonsai_axpy_f32(o, p[j], v + j * dm + off, head_dim);
+        }
+        for (int64_t j = t + 1; j < T; j++) p[j] = 0.0f;
+    }
+}
+
+// attention_backward: from dout [T, H*D] to dq, dk, dv [T, H*D] (overwritten), given the forward's
+// q, k, v and probs [H, T, T]. With P = softmax(S), S = scale q k^T (causal):
+//   dv = P^T dout,  dP = dout v^T,  dS = P * (dP - rowsum(P * dP)),  dq = scale dS k,  dk = scale dS^T q
+// Heads are independent and own disjoint columns of dq/dk/dv, so they run in parallel.
+void bonsai_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                               const float *k, const float *v, const float *probs,
+                               int64_t T, int n_head, int head_dim, float scale) {
+    bonsai_simd_init();
+    const int64_t dm = (int64_t)n_head * head_dim;
+    for (int64_t t = 0; t < T; t++) {
+        memset(dq + t * dm, 0, (size_t)dm * sizeof(float));
+        memset(dk + t * dm, 0, (size_t)dm * sizeof(float));
+        memset(dv + t * dm, 0, (size_t)dm * sizeof(float));
+    }
+#pragma omp parallel
+    {
+        float *ds = malloc((size_t)T * sizeof(float));
+#pragma omp for schedule(static)
+        for (int h = 0; h < n_head; h++) {
+            const int64_t off = (int64_t)h * head_dim;
+            for (int64_t t = 0; t < T; t++) {
+                const float *p = probs + ((int64_t)h * T + t) * T;
+                const float *go = dout + t * dm + off;
+                float dot_pdp = 0.0f;
+                for (int64_t j = 0; j <= t; j++) {
+                    bonsai_axpy_f32(dv + j * dm + off, p[j], go, head_dim);
+                    ds[j] = bonsai_dot_f32(go, v + j * dm + off, head_dim);
+                    dot_pdp += p[j] * ds[j];
+                }
+                for (int64_t j = 0; j <= t; j++) {
+                    const float g = p[j] * (ds[j] - dot_pdp) * scale;
+                    bonsai_axpy_f32(dq + t * dm + off, g, k + j * dm + off, head_dim);
+                    bonsai_axpy_f32(dk + j * dm + off, g, q + t * dm + off, head_dim);
+                }
+            }
+        }
+        free(ds);
     }
 }
 

@@ -45,6 +45,15 @@ typedef void (*bonsai_attend_fn)(float *out, const float *q, const float *k, con
                                  int64_t stride, int hd, float scale, float *att);
 extern bonsai_attend_fn bonsai_attend_f32;
 
+// C[t][j] += sum_r A[t][r] * B[r][j] for t < T, r < k, j < n; rows cs, as, bs floats apart (gemm_f32.c).
+typedef void (*bonsai_gemm_nn_fn)(float *c, int64_t cs, const float *a, int64_t as, const float *b, int64_t bs,
+                                  int64_t T, int64_t k, int64_t n);
+extern bonsai_gemm_nn_fn bonsai_gemm_nn_f32;
+#if defined(__x86_64__)
+void bonsai_gemm_nn_avx2(float *c, int64_t cs, const float *a, int64_t as, const float *b, int64_t bs,
+                         int64_t T, int64_t k, int64_t n);
+#endif
+
 // Called once (thread-safe, idempotent) before the first kernel runs.
 void bonsai_simd_init(void);
 

@@ -125,23 +125,37 @@ typedef struct {
 void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
                    const float *bias);
 
+// matmul_backward: the input gradient of the product above: dX [T, cols] (+)= dY [T, rows] W,
+// dY rows dy_stride floats apart; f32 accumulation over W dequantized exactly.
+void bonsai_matmul_backward(const bonsai_matrix *W, const float *dY, int64_t dy_stride, int64_t T, float *dX,
+                            bool accumulate);
+
 // Row r of W, dequantized: dst[cols].
 void bonsai_matrix_row(const bonsai_matrix *W, int64_t r, float *dst);
 
 // ---------------------------------------------------------------------------------------------
 // Transformer ops (forward; backward passes sit beside them in ops.c when training needs them).
 
-// layernorm_forward: out[T,C] = (x - mean) / sqrt(var + eps) * w + b, statistics in f32 per row.
-void bonsai_layernorm_forward(float *out, const float *x, const float *w, const float *b,
-                              int64_t T, int64_t C, float eps);
+// layernorm_forward: out[T,C] = (x - mean) / sqrt(var + eps) * w + b, statistics in f32 per row;
+// mean, rstd [T] (either may be NULL) keep the statistics for the backward pass.
+void bonsai_layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w,
+                              const float *b, int64_t T, int64_t C, float eps);
+// layernorm_backward: dx [T,C] += (d out / d x)^T dout; w, b frozen (no weight gradients).
+void bonsai_layernorm_backward(float *dx, const float *dout, const float *x, const float *mean,
+                               const float *rstd, const float *w, int64_t T, int64_t C);
 
 // gelu_new (tanh approximation), in place on n values.
 void bonsai_gelu_forward(float *x, int64_t n);
+// gelu_backward: dx[n] = dout[n] * gelu_new'(x[n]), x the forward's input.
+void bonsai_gelu_backward(float *dx, const float *x, const float *dout, int64_t n);
 
 // NeoX rotary on the first rot_dim dims of each head, in place.
 // x: [T, n_head, head_dim] with row stride `stride` floats between tokens; token t sits at pos0 + t.
 void bonsai_rope_neox_forward(float *x, int64_t T, int64_t stride, int n_head, int head_dim,
                               int rot_dim, float theta, int64_t pos0);
+// rope_neox_backward: the same rotation transposed, in place on the gradient dx.
+void bonsai_rope_neox_backward(float *dx, int64_t T, int64_t stride, int n_head, int head_dim,
+                               int rot_dim, float theta, int64_t pos0);
 
 // Causal multi-head attention against a cache.
 // q: [T, n_head*head_dim] (row stride q_stride); k_cache, v_cache: [n_ctx, n_head*head_dim], where
@@ -151,6 +165,29 @@ void bonsai_attention_forward(float *out, const float *q, int64_t q_stride,
                               const float *k_cache, const float *v_cache,
                               int64_t T, int64_t pos0, int n_head, int head_dim, float scale,
                               float *scratch);
+
+// attention_train_forward: one whole sequence (no cache), causal. q, k, v, out: [T, H*D];
+// probs: [H, T, T], row t holds the softmax over keys 0..t (zeros after) for the backward pass.
+void bonsai_attention_train_forward(float *out, float *probs, const float *q, const float *k, const float *v,
+                                    int64_t T, int n_head, int head_dim, float scale);
+// attention_backward: dout [T, H*D] -> dq, dk, dv [T, H*D] (overwritten), from the forward's q, k, v, probs.
+void bonsai_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                               const float *k, const float *v, const float *probs,
+                               int64_t T, int n_head, int head_dim, float scale);
+
+// cross_entropy: logits [T, V] and targets [T] -> sum of -log p(target) (double); logits are replaced
+// in place by grad_scale * (softmax - onehot(target)), the gradient of grad_scale * loss.
+double bonsai_cross_entropy(float *logits, const int32_t *targets, int64_t T, int64_t V, float grad_scale);
+
+// LoRA beside a frozen linear layer: y += scale * (x A^T) B^T, A [r, in], B [out, r] (lora.c).
+// lora_forward: y [T, out] rows ys apart; u [T, r] keeps x A^T for the backward pass (NULL: not kept).
+void bonsai_lora_forward(float *y, int64_t ys, float *u, const float *x, const float *A, const float *B,
+                         int64_t T, int64_t in, int64_t out, int r, float scale);
+// lora_backward: dy [T, out] (rows dys apart) -> dB += scale dy^T u, dA += du^T x, dx += du A (dx may
+// be NULL), with du = scale dy B. scratch: 2 T r floats.
+void bonsai_lora_backward(float *dx, float *dA, float *dB, const float *dy, int64_t dys, const float *x,
+                          const float *u, const float *A, const float *B, int64_t T, int64_t in, int64_t out,
+                          int r, float scale, float *scratch);
 
 // y[i] += a[i] + b[i]
 void bonsai_add3(float *y, const float *a, const float *b, int64_t n);
