@@ -76,8 +76,10 @@ let package = Package(
         .target(name: "BonsaiTokenizer", dependencies: ["BonsaiFormats"]),
         // Runtime: weights, the PHI-2 model, KV cache, sampling, generation, chat.
         .target(name: "Bonsai", dependencies: ["CBonsai", "BonsaiFormats", "BonsaiTokenizer"]),
+        // LoRA trainer: datasets, backward pass, AdamW, checkpoints, adapter writers, merge/export.
+        .target(name: "BonsaiTrain", dependencies: ["CBonsai", "BonsaiFormats", "BonsaiTokenizer", "Bonsai"]),
         .executableTarget(name: "bonsai", dependencies: [
-            "Bonsai", "BonsaiFormats", "BonsaiTokenizer",
+            "Bonsai", "BonsaiFormats", "BonsaiTokenizer", "BonsaiTrain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Tests read the reference fixtures from ../shared/fixtures (see Tests/TestSupport).
@@ -87,5 +89,6 @@ let package = Package(
         .testTarget(name: "BonsaiFormatsTests", dependencies: ["BonsaiFormats", "TestSupport"]),
         .testTarget(name: "BonsaiTokenizerTests", dependencies: ["BonsaiTokenizer", "TestSupport"]),
         .testTarget(name: "BonsaiTests", dependencies: ["Bonsai", "BonsaiFormats", "BonsaiTokenizer", "TestSupport"]),
+        .testTarget(name: "BonsaiTrainTests", dependencies: ["BonsaiTrain", "Bonsai", "BonsaiFormats", "CBonsai", "TestSupport"]),
     ]
 )

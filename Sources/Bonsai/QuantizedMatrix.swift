@@ -59,6 +59,13 @@ public struct QuantizedMatrix: @unchecked Sendable {
         withC { bonsai_matmul($0, x, Int64(count), y, Int64(yStride ?? rows), bias) }
     }
 
+    /// The input gradient of `multiply`: dx[t] (+)= Σ_r dy[t][r] W[r] for t < count; dy: [count, dyStride],
+    /// dx: [count, cols]. The weight is dequantized exactly and the products accumulate in f32.
+    public func multiplyBackward(_ dy: UnsafePointer<Float>, dyStride: Int? = nil, count: Int,
+                                 into dx: UnsafeMutablePointer<Float>, accumulate: Bool) {
+        withC { bonsai_matmul_backward($0, dy, Int64(dyStride ?? rows), Int64(count), dx, accumulate) }
+    }
+
     public func dequantizeRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
         withC { bonsai_matrix_row($0, Int64(r), dst) }
     }

@@ -1,0 +1,82 @@
+import Bonsai
+import BonsaiFormats
+import BonsaiTrain
+import CBonsai
+import Foundation
+import TestSupport
+import XCTest
+
+/// The training pass against the fixture's PEFT reference (train/): HF fp32 + lora/peft on a batch of
+/// three SFT examples, loss = mean cross-entropy over the 46 answer tokens.
+///
+/// Tolerances. Our forward on the same fp32 weights matches transformers to ~1e-6 relative (LogitsTests),
+/// so the loss agrees to ~1e-6 relative; we allow 1e-5. Gradients: the issue asks for relative error
+/// ≤ 1e-4, measured per tensor as ‖g − g_ref‖ / ‖g_ref‖ (elementwise ratios are meaningless for entries
+/// near zero).
+final class GradientTests: XCTestCase {
+    override func setUp() { bonsai_set_math(BONSAI_MATH_F32) }
+
+    struct Batch { let tokens: [[Int]]; let targets: [[Int?]] }
+
+    /// batch.safetensors: rows of input_ids / attention_mask / labels (-100 = no loss), right padded.
+    static func batch() throws -> Batch {
+        let st = try SafetensorsFile(path: try Fixtures.path("train/batch.safetensors"))
+        let ids = try XCTUnwrap(st.tensor("input_ids")), mask = try XCTUnwrap(st.tensor("attention_mask")?.ints())
+        let labels = try XCTUnwrap(st.tensor("labels")?.ints()), all = try XCTUnwrap(ids.ints())
+        let (rows, seq) = (ids.rows, ids.cols)
+        var tokens: [[Int]] = [], targets: [[Int?]] = []
+        for r in 0 ..< rows {
+            let n = mask[r * seq ..< (r + 1) * seq].reduce(0, +)
+            tokens.append(Array(all[r * seq ..< r * seq + n]))
+            // HF: logits[:, :-1] predict labels[:, 1:]
+            targets.append((0 ..< n).map { t in t + 1 < seq && labels[r * seq + t + 1] != -100 ? labels[r * seq + t + 1] : nil })
+        }
+        return Batch(tokens: tokens, targets: targets)
+    }
+
+    static func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+        var num = 0.0, den = 0.0
+        for (x, y) in zip(a, b) { num += Double(x - y) * Double(x - y); den += Double(y) * Double(y) }
+        return (num / max(den, 1e-30)).squareRoot()
+    }
+
+    static func peftKey(_ l: Int, _ t: LoRATarget, _ half: String) -> String {
+        "base_model.model.model.layers.\(l).\(t.hfModule).lora_\(half).weight"
+    }
+
+    func testInitialLossAndEveryGradientMatchPEFT() throws {
+        for checkpointing in [false, true] {
+            let m = try ModelLoader.load(path: try Fixtures.path("hf"))
+            let adapter = try LoRAAdapter.load(path: try Fixtures.path("lora/peft"), config: m.model.config)
+            let batch = try Self.batch()
+            let ref = try Fixtures.json("train/train_reference.json")
+            let total = batch.targets.flatMap { $0 }.compactMap { $0 }.count
+            XCTAssertEqual(total, 46)
+            let trainer = Phi2Training(model: m.model, adapter: adapter, maxTokens: 64, checkpointing: checkpointing)
+            var lossSum = 0.0
+            for (tokens, targets) in zip(batch.tokens, batch.targets) {
+                lossSum += trainer.run(tokens: tokens, targets: targets, gradScale: 1 / Float(total)).lossSum
+            }
+            let loss = lossSum / Double(total), refLoss = try XCTUnwrap(ref["initial_loss"] as? Double)
+            print("checkpointing \(checkpointing): loss \(loss) vs \(refLoss)")
+            XCTAssertEqual(loss, refLoss, accuracy: refLoss * 1e-5)
+
+            let refGrads = try SafetensorsFile(path: try Fixtures.path("train/grads_step0.safetensors"))
+            var worst = 0.0, worstName = "", checked = 0
+            for l in 0 ..< m.model.config.num_hidden_layers {
+                for t in LoRATarget.allCases {
+                    let g = try XCTUnwrap(trainer.grads.pairs[l][t])
+                    for (half, mine) in [("A", g.dA), ("B", g.dB)] {
+                        let r = try XCTUnwrap(refGrads.floats(Self.peftKey(l, t, half)))
+                        let e = Self.relativeError(mine.array, r)
+                        checked += 1
+                        if e > worst { (worst, worstName) = (e, Self.peftKey(l, t, half)) }
+                    }
+                }
+            }
+            print("checkpointing \(checkpointing): \(checked) gradients, worst relative error \(worst) (\(worstName))")
+            XCTAssertEqual(checked, refGrads.names.count)
+            XCTAssertLessThanOrEqual(worst, 1e-4)
+        }
+    }
+}
