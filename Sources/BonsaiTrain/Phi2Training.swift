@@ -48,6 +48,10 @@ public final class Phi2Training: @unchecked Sendable {
     /// Recompute each block's forward during the backward pass instead of keeping all blocks' activations:
     /// memory of one block instead of all, for one more forward pass of compute.
     public let checkpointing: Bool
+    /// LoRA dropout probability on each adapter's input (PEFT's lora_dropout); masks are hashed from the
+    /// seed given to `run`, so they repeat exactly on recomputation and after a resume.
+    public let dropout: Float
+    private var dropoutSeed: UInt64 = 0
 
     /// Blocks below this one have no adapter: they run forward only, and the backward pass stops here.
     let firstTrainable: Int
@@ -61,7 +65,7 @@ public final class Phi2Training: @unchecked Sendable {
     var selected: FloatBuffer                       // [targets, d]
     let scores: FloatBuffer                         // forward-only blocks: attention scratch
 
-    public init(model: Phi2, adapter: LoRAAdapter, maxTokens: Int, checkpointing: Bool = false) {
+    public init(model: Phi2, adapter: LoRAAdapter, maxTokens: Int, checkpointing: Bool = false, dropout: Float = 0) {
         let c = model.config, d = c.hidden_size, T = maxTokens
         precondition(adapter.pairs.contains { !$0.isEmpty }, "an adapter with no pairs has nothing to train")
         self.model = model
@@ -69,6 +73,7 @@ public final class Phi2Training: @unchecked Sendable {
         self.grads = LoRAGradients(like: adapter)
         self.maxTokens = maxTokens
         self.checkpointing = checkpointing
+        self.dropout = dropout
         firstTrainable = adapter.pairs.firstIndex { !$0.isEmpty } ?? c.num_hidden_layers
         let trainable = c.num_hidden_layers - firstTrainable
         var ranks: [LoRATarget: Int] = [:]
@@ -83,7 +88,8 @@ public final class Phi2Training: @unchecked Sendable {
         dg = FloatBuffer(count: T * c.intermediate_size)
         (finalX, finalH) = (FloatBuffer(count: T * d), FloatBuffer(count: T * d))
         (finalMean, finalRstd) = (FloatBuffer(count: T), FloatBuffer(count: T))
-        loraScratch = FloatBuffer(count: 2 * T * max(ranks.values.max() ?? 1, 1))
+        loraScratch = FloatBuffer(count: 2 * T * max(ranks.values.max() ?? 1, 1)
+                                  + (dropout > 0 ? 2 * T * max(d, c.intermediate_size) : 0))
         logits = FloatBuffer(count: c.vocab_size)
         selected = FloatBuffer(count: d)
         scores = FloatBuffer(count: Int(bonsai_max_threads()) * T)
@@ -94,9 +100,11 @@ public final class Phi2Training: @unchecked Sendable {
     /// Returns the summed cross-entropy over the targets (nats) and their count; the gradients are those of
     /// gradScale × that sum (pass 1 / total targets of the batch for a mean loss).
     @discardableResult
-    public func run(tokens: [Int], targets: [Int?], gradScale: Float, backward: Bool = true) -> (lossSum: Double, count: Int) {
+    public func run(tokens: [Int], targets: [Int?], gradScale: Float, backward: Bool = true,
+                    dropoutSeed: UInt64 = 0) -> (lossSum: Double, count: Int) {
         let c = model.config, T = tokens.count, d = c.hidden_size, V = c.vocab_size
         precondition(T > 0 && T <= maxTokens && targets.count == T)
+        self.dropoutSeed = dropoutSeed
         for (t, id) in tokens.enumerated() { model.embed_tokens.dequantizeRow(id, into: x.pointer + t * d) }
 
         for l in 0 ..< c.num_hidden_layers {
@@ -175,13 +183,21 @@ public final class Phi2Training: @unchecked Sendable {
         }
     }
 
+    /// The dropout mask seed of one adapter pair in this sequence.
+    private func seed(_ l: Int, _ target: LoRATarget) -> UInt64 {
+        var z = dropoutSeed &+ UInt64(l * 16 + LoRATarget.allCases.firstIndex(of: target)! + 1) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 31)) &* 0xBF58_476D_1CE4_E5B9
+        return z ^ (z >> 29)
+    }
+
     /// y = x W^T + b, plus the adapter's pair (keeping u = x A^T) where there is one.
     private func linear(_ l: Int, _ target: LoRATarget, _ w: QuantizedMatrix, _ bias: FloatBuffer,
                         x: FloatBuffer, y: FloatBuffer, s: BlockActivations, T: Int) {
         w.multiply(x.pointer, count: T, into: y.pointer, bias: bias.pointer)
         guard let p = adapter.pairs[l][target] else { return }
         bonsai_lora_forward(y.pointer, Int64(p.outFeatures), s.u[target]!.pointer, x.pointer, p.A.pointer, p.B.pointer,
-                            Int64(T), Int64(p.inFeatures), Int64(p.outFeatures), Int32(p.rank), adapter.scale(of: p))
+                            Int64(T), Int64(p.inFeatures), Int64(p.outFeatures), Int32(p.rank), adapter.scale(of: p),
+                            dropout, seed(l, target))
     }
 
     /// dx (+)= dy W, plus the pair's input gradient; the pair's dA, dB accumulate.
@@ -191,7 +207,8 @@ public final class Phi2Training: @unchecked Sendable {
         guard let p = adapter.pairs[l][target], let g = grads.pairs[l][target] else { return }
         bonsai_lora_backward(dx.pointer, g.dA.pointer, g.dB.pointer, dy.pointer, Int64(p.outFeatures), x.pointer,
                              s.u[target]!.pointer, p.A.pointer, p.B.pointer, Int64(T), Int64(p.inFeatures),
-                             Int64(p.outFeatures), Int32(p.rank), adapter.scale(of: p), loraScratch.pointer)
+                             Int64(p.outFeatures), Int32(p.rank), adapter.scale(of: p), dropout, seed(l, target),
+                             loraScratch.pointer)
     }
 
     private func blockForward(_ l: Int, _ s: BlockActivations, T: Int) {

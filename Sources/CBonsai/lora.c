@@ -10,18 +10,43 @@
 
 enum { COL_CHUNK = 256 };
 
-// lora_forward: y [T, out] (rows ys floats apart) += scale * u B^T, u = x [T, in] A^T.
-// u [T, r] receives x A^T for the backward pass; NULL keeps it in a per-token temporary.
+// LoRA dropout (PEFT drops the adapter's input): element (t, i) is kept with probability 1 - p and scaled by
+// 1 / (1 - p). The mask is a hash of (seed, t, i), so the backward pass (and a recomputed forward) sees the
+// same mask without storing it, and a resumed run draws the same masks as an uninterrupted one.
+static inline float dropout_factor(uint64_t seed, int64_t t, int64_t i, int64_t in, float p) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (uint64_t)(t * in + i + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    const float u = (float)(z >> 40) * (1.0f / 16777216.0f);   // uniform in [0, 1)
+    return u < p ? 0.0f : 1.0f / (1.0f - p);
+}
+
+// x_drop [T, in] = x with dropout applied.
+static void apply_dropout(float *dst, const float *x, int64_t T, int64_t in, float p, uint64_t seed) {
+#pragma omp parallel for schedule(static) if (T * in > 65536)
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t i = 0; i < in; i++) dst[t * in + i] = x[t * in + i] * dropout_factor(seed, t, i, in, p);
+}
+
+// lora_forward: y [T, out] (rows ys floats apart) += scale * u B^T, u = dropout(x [T, in]) A^T.
+// u [T, r] receives u for the backward pass; NULL keeps it in a per-token temporary.
 void bonsai_lora_forward(float *y, int64_t ys, float *u, const float *x, const float *A, const float *B,
-                         int64_t T, int64_t in, int64_t out, int r, float scale) {
+                         int64_t T, int64_t in, int64_t out, int r, float scale, float dropout, uint64_t seed) {
     bonsai_simd_init();
 #pragma omp parallel if (T * in * r > 65536)
     {
         float *tmp = u ? NULL : malloc((size_t)r * sizeof(float));
+        float *xd = dropout > 0 ? malloc((size_t)in * sizeof(float)) : NULL;
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < T; t++) {
             float *ut = u ? u + t * r : tmp;
-            for (int j = 0; j < r; j++) ut[j] = bonsai_dot_f32(x + t * in, A + (int64_t)j * in, in);
+            const float *xt = x + t * in;
+            if (xd) {
+                for (int64_t i = 0; i < in; i++) xd[i] = xt[i] * dropout_factor(seed, t, i, in, dropout);
+                xt = xd;
+            }
+            for (int j = 0; j < r; j++) ut[j] = bonsai_dot_f32(xt, A + (int64_t)j * in, in);
             float *yt = y + t * ys;
             for (int64_t o = 0; o < out; o++) {
                 float s = 0.0f;
@@ -30,20 +55,31 @@ void bonsai_lora_forward(float *y, int64_t ys, float *u, const float *x, const f
             }
         }
         free(tmp);
+        free(xd);
     }
 }
 
-// lora_backward: given dy [T, out] (rows dys floats apart) and the forward's x [T, in], u [T, r]:
+// lora_backward: given dy [T, out] (rows dys floats apart) and the forward's x [T, in], u [T, r]
+// (xd = dropout(x), mask M with the forward's seed):
 //   dB [out, r] += scale dy^T u
 //   du [T, r]    = scale dy B
-//   dA [r, in]  += du^T x
-//   dx [T, in]  += du A          (skipped when dx is NULL)
-// scratch: 2 T r floats.
+//   dA [r, in]  += du^T xd
+//   dx [T, in]  += (du A) * M    (skipped when dx is NULL)
+// scratch: 2 T r floats, plus 2 T in with dropout.
 void bonsai_lora_backward(float *dx, float *dA, float *dB, const float *dy, int64_t dys, const float *x,
                           const float *u, const float *A, const float *B, int64_t T, int64_t in, int64_t out,
-                          int r, float scale, float *scratch) {
+                          int r, float scale, float dropout, uint64_t seed, float *scratch) {
     bonsai_simd_init();
     float *du = scratch, *duT = scratch + T * r;
+    float *xd = NULL, *dxd = NULL;
+    if (dropout > 0) {
+        xd = scratch + 2 * T * r;
+        dxd = xd + T * in;
+        apply_dropout(xd, x, T, in, dropout, seed);
+        x = xd;
+        memset(dxd, 0, (size_t)(T * in) * sizeof(float));
+    }
+    float *dx_lora = dropout > 0 && dx ? dxd : dx;
     const int64_t nchunks = (in + COL_CHUNK - 1) / COL_CHUNK;
 #pragma omp parallel if (T * in * r > 65536)
     {
@@ -74,7 +110,13 @@ void bonsai_lora_backward(float *dx, float *dA, float *dB, const float *dy, int6
         for (int64_t c = 0; c < nchunks; c++) {
             const int64_t c0 = c * COL_CHUNK, nc = in - c0 < COL_CHUNK ? in - c0 : COL_CHUNK;
             bonsai_gemm_nn_f32(dA + c0, in, duT, T, x + c0, in, r, T, nc);
-            if (dx) bonsai_gemm_nn_f32(dx + c0, in, du, r, A + c0, in, T, r, nc);
+            if (dx_lora) bonsai_gemm_nn_f32(dx_lora + c0, in, du, r, A + c0, in, T, r, nc);
         }
+    }
+    if (dx && dropout > 0) {
+        // d x = d xd * M (the mask, scaled): the same factors as the forward
+#pragma omp parallel for schedule(static) if (T * in > 65536)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t i = 0; i < in; i++) dx[t * in + i] += dxd[t * in + i] * dropout_factor(seed, t, i, in, dropout);
     }
 }

@@ -16,6 +16,13 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.short, .long], help: "Threads for the kernels (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: ArgumentHelp("A LoRA adapter applied at run time: a PEFT folder (adapter_config.json + adapter_model.safetensors) or a GGUF adapter.",
+                                            valueName: "path"))
+    var lora: String?
+
+    @Option(name: .customLong("lora-scale"), help: "Multiply the adapter's effect (0: the base model, 1: as trained).")
+    var loraScale: Float = 1
+
     @Flag(name: .customLong("f32-math"), help: "Dequantize weights to f32 and compute in f32 (slower; matches transformers on the same weights to ~1e-5). Default: int8 kernels, as llama.cpp.")
     var f32Math = false
 
@@ -32,7 +39,16 @@ struct ModelOptions: ParsableArguments {
             }
             options.quantize = type
         }
-        return try ModelLoader.load(path: model, options: options)
+        let loaded = try ModelLoader.load(path: model, options: options)
+        if let lora {
+            guard loraScale.isFinite else { throw ValidationError("--lora-scale must be a number") }
+            let adapter = try LoRAAdapter.load(path: lora, config: loaded.model.config)
+            adapter.userScale = loraScale
+            loaded.model.adapter = adapter
+        } else if loraScale != 1 {
+            throw ValidationError("--lora-scale needs --lora")
+        }
+        return loaded
     }
 }
 

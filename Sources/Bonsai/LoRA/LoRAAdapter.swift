@@ -90,6 +90,6 @@ public final class LoRAAdapter: @unchecked Sendable {
                       y: UnsafeMutablePointer<Float>, yStride: Int) {
         guard layer < pairs.count, let p = pairs[layer][target] else { return }
         bonsai_lora_forward(y, Int64(yStride), nil, x, p.A.pointer, p.B.pointer, Int64(T), Int64(p.inFeatures),
-                            Int64(p.outFeatures), Int32(p.rank), scale(of: p) * userScale)
+                            Int64(p.outFeatures), Int32(p.rank), scale(of: p) * userScale, 0, 0)
     }
 }

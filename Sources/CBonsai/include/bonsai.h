@@ -180,14 +180,16 @@ void bonsai_attention_backward(float *dq, float *dk, float *dv, const float *dou
 double bonsai_cross_entropy(float *logits, const int32_t *targets, int64_t T, int64_t V, float grad_scale);
 
 // LoRA beside a frozen linear layer: y += scale * (x A^T) B^T, A [r, in], B [out, r] (lora.c).
-// lora_forward: y [T, out] rows ys apart; u [T, r] keeps x A^T for the backward pass (NULL: not kept).
+// LoRA dropout (probability `dropout`, 0 = none) drops elements of the adapter's input x with a mask
+// hashed from `seed`: pass the same seed to the backward pass.
+// lora_forward: y [T, out] rows ys apart; u [T, r] keeps dropout(x) A^T for the backward pass (NULL: not kept).
 void bonsai_lora_forward(float *y, int64_t ys, float *u, const float *x, const float *A, const float *B,
-                         int64_t T, int64_t in, int64_t out, int r, float scale);
-// lora_backward: dy [T, out] (rows dys apart) -> dB += scale dy^T u, dA += du^T x, dx += du A (dx may
-// be NULL), with du = scale dy B. scratch: 2 T r floats.
+                         int64_t T, int64_t in, int64_t out, int r, float scale, float dropout, uint64_t seed);
+// lora_backward: dy [T, out] (rows dys apart) -> dB += scale dy^T u, dA += du^T dropout(x),
+// dx += (du A) * mask (dx may be NULL), with du = scale dy B. scratch: 2 T r floats (+ 2 T in with dropout).
 void bonsai_lora_backward(float *dx, float *dA, float *dB, const float *dy, int64_t dys, const float *x,
                           const float *u, const float *A, const float *B, int64_t T, int64_t in, int64_t out,
-                          int r, float scale, float *scratch);
+                          int r, float scale, float dropout, uint64_t seed, float *scratch);
 
 // y[i] += a[i] + b[i]
 void bonsai_add3(float *y, const float *a, const float *b, int64_t n);
