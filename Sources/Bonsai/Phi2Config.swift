@@ -17,6 +17,12 @@ public struct Phi2Config: Equatable, Sendable {
     public var head_dim: Int { hidden_size / num_attention_heads }
 
     /// From a Hugging Face config.json (model_type "phi").
+    /// The config of a model path: a Hugging Face folder's config.json or a GGUF's phi2.* keys.
+    public static func load(path: String) throws -> Phi2Config {
+        if HFRepo.looksLikeRepo(path) { return try Phi2Config(hf: HFRepo.readJSONObject(path + "/config.json"), path: path + "/config.json") }
+        return try Phi2Config(gguf: GGUFFile(path: path))
+    }
+
     public init(hf c: [String: Any], path: String) throws {
         func int(_ k: String) throws -> Int {
             guard let v = c[k] as? Int ?? (c[k] as? Double).map({ Int($0) }) else {

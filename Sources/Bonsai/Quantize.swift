@@ -19,27 +19,35 @@ public enum Quantize {
         var items: [Item]
     }
 
-    public static func run(input: String, output: String, scheme: QuantScheme,
+    /// A change made to a weight on its way out (merging a LoRA adapter): rows firstRow ..< firstRow + count
+    /// of the tensor, as f32 [count, cols], edited in place.
+    public typealias RowEdit = (_ firstRow: Int, _ rows: UnsafeMutablePointer<Float>, _ count: Int, _ cols: Int) -> Void
+
+    /// Writes `input` (HF folder or GGUF) as a GGUF. scheme nil keeps every tensor's type (a GGUF input) or
+    /// converts as f16 (a folder). `edit(name)` may return a change for that tensor (by GGUF name).
+    public static func run(input: String, output: String, scheme: QuantScheme?, edit: (String) -> RowEdit? = { _ in nil },
                            progress: ((Int, Int) -> Void)? = nil) throws {
         var plan: Plan
         if HFRepo.looksLikeRepo(input) {
             let convertible: Set<QuantScheme> = [.f32, .f16, .bf16, .q8_0]
-            plan = try convertPlan(hfRepo: input, scheme: convertible.contains(scheme) ? scheme : .f16)
-            if !convertible.contains(scheme) { plan = try quantizePlan(plan, scheme: scheme, path: input) }
+            let s = scheme ?? .f16
+            plan = try convertPlan(hfRepo: input, scheme: convertible.contains(s) ? s : .f16)
+            if !convertible.contains(s) { plan = try quantizePlan(plan, scheme: s, path: input) }
         } else {
             let g = try GGUFFile(path: input)
             _ = try Phi2Config(gguf: g)   // refuse other architectures up front
-            plan = try quantizePlan(Plan(metadata: g.metadata, items: g.tensors.map { Item(name: $0.name, source: $0, type: $0.type) }),
-                                    scheme: scheme, path: input)
+            plan = Plan(metadata: g.metadata, items: g.tensors.map { Item(name: $0.name, source: $0, type: $0.type) })
+            if let scheme { plan = try quantizePlan(plan, scheme: scheme, path: input) }
         }
         var w = GGUFWriter()
         w.metadata = plan.metadata
         for item in plan.items {
-            guard item.type == item.source.type || item.type.canQuantize else {
-                throw ModelError.invalidOption("writing \(item.name) as \(item.type) needs a \(item.type) quantizer, which Bonsai does not have yet")
+            let change = edit(item.name)
+            guard item.type == item.source.type && change == nil || item.type.canQuantize else {
+                throw ModelError.invalidOption("writing \(item.name) as \(item.type) needs a \(item.type) quantizer, which Bonsai does not have yet (choose another --type)")
             }
             w.tensors.append(.init(name: item.name, type: item.type, ne: item.source.ne) { sink in
-                try writeConverted(item.source, as: item.type, to: sink)
+                try writeConverted(item.source, as: item.type, edit: change, to: sink)
             })
         }
         try w.write(to: output, progress: progress)
@@ -102,8 +110,9 @@ public enum Quantize {
 }
 
 extension Quantize {
-    /// Streams a tensor row by row in another type (dequantize → f32 → quantize), or copies it.
-    static func writeConverted(_ t: TensorRef, as type: TensorType, to sink: AtomicFileWriter) throws {
+    /// Streams a tensor row by row in another type (dequantize → f32 → [edit] → quantize), or copies it.
+    public static func writeConverted(_ t: TensorRef, as type: TensorType, edit: RowEdit? = nil, to sink: AtomicFileWriter) throws {
+        if let edit { return try writeEdited(t, as: type, edit: edit, to: sink) }
         if t.type == type {
             try sink.write(UnsafeRawBufferPointer(start: t.data, count: t.byteCount))
             return
@@ -119,6 +128,30 @@ extension Quantize {
                                       Int64(n), Int64(cols)) else {
                 throw ModelError.invalidOption("cannot convert \(t.name) from \(t.type) to \(type)")
             }
+            try out.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< n * dstRow])) }
+            r += n
+        }
+    }
+}
+
+extension Quantize {
+    /// Dequantize a chunk of rows to f32, let `edit` change them, quantize to `type`, write; chunk by chunk.
+    static func writeEdited(_ t: TensorRef, as type: TensorType, edit: RowEdit, to sink: AtomicFileWriter) throws {
+        let cols = t.cols, srcRow = t.type.byteCount(elements: cols)!, dstRow = type.byteCount(elements: cols)!
+        let chunk = max(1, (16 << 20) / (cols * 4))
+        var rows = [Float](repeating: 0, count: min(chunk, t.rows) * cols)
+        var out = [UInt8](repeating: 0, count: min(chunk, t.rows) * dstRow)
+        var r = 0
+        while r < t.rows {
+            let n = min(chunk, t.rows - r)
+            let ok = rows.withUnsafeMutableBufferPointer { f -> Bool in
+                guard bonsai_convert_rows(Int32(t.type.rawValue), t.data + r * srcRow, srcRow, Int32(TensorType.f32.rawValue),
+                                          f.baseAddress!, Int64(n), Int64(cols)) else { return false }
+                edit(r, f.baseAddress!, n, cols)
+                return bonsai_convert_rows(Int32(TensorType.f32.rawValue), f.baseAddress!, cols * 4, Int32(type.rawValue), &out,
+                                           Int64(n), Int64(cols))
+            }
+            guard ok else { throw ModelError.invalidOption("cannot convert \(t.name) from \(t.type) to \(type)") }
             try out.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< n * dstRow])) }
             r += n
         }

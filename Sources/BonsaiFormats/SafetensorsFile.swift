@@ -104,13 +104,16 @@ extension TensorRef {
     }
 }
 
-/// Writes .safetensors files (atomically). Tensors are f32/f16/bf16/int arrays held in memory.
+/// Writes .safetensors files (atomically). A tensor's bytes are either held in memory or produced by a
+/// closure while the file is written (so a multi-GB shard never sits in memory at once).
 public struct SafetensorsWriter {
     public struct Tensor {
         public let name: String
         public let dtype: String
         public let shape: [Int]
-        public let bytes: [UInt8]
+        public let byteCount: Int
+        /// Writes exactly byteCount bytes.
+        public let write: (AtomicFileWriter) throws -> Void
     }
 
     public var tensors: [Tensor] = []
@@ -120,7 +123,14 @@ public struct SafetensorsWriter {
 
     public mutating func add(_ name: String, shape: [Int], floats: [Float]) {
         precondition(shape.reduce(1, *) == floats.count)
-        tensors.append(Tensor(name: name, dtype: "F32", shape: shape, bytes: floats.withUnsafeBytes { Array($0) }))
+        let bytes = floats.withUnsafeBytes { Array($0) }
+        tensors.append(Tensor(name: name, dtype: "F32", shape: shape, byteCount: bytes.count) { try $0.write(bytes) })
+    }
+
+    /// A tensor written by `write` (dtype "F32", "F16", "BF16", ...; byteCount must be exact).
+    public mutating func add(_ name: String, dtype: String, shape: [Int], byteCount: Int,
+                             write: @escaping (AtomicFileWriter) throws -> Void) {
+        tensors.append(Tensor(name: name, dtype: dtype, shape: shape, byteCount: byteCount, write: write))
     }
 
     public func write(to path: String) throws {
@@ -129,8 +139,8 @@ public struct SafetensorsWriter {
         var header: [String: Any] = [:]
         var offset = 0
         for t in sorted {
-            header[t.name] = ["dtype": t.dtype, "shape": t.shape, "data_offsets": [offset, offset + t.bytes.count]]
-            offset += t.bytes.count
+            header[t.name] = ["dtype": t.dtype, "shape": t.shape, "data_offsets": [offset, offset + t.byteCount]]
+            offset += t.byteCount
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -138,7 +148,7 @@ public struct SafetensorsWriter {
         let out = try AtomicFileWriter(path: path)
         try out.write(UInt64(json.count))
         try out.write([UInt8](json))
-        for t in sorted { try out.write(t.bytes) }
+        for t in sorted { try t.write(out) }
         try out.commit()
     }
 }

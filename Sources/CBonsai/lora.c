@@ -120,3 +120,17 @@ void bonsai_lora_backward(float *dx, float *dA, float *dB, const float *dy, int6
             for (int64_t i = 0; i < in; i++) dx[t * in + i] += dxd[t * in + i] * dropout_factor(seed, t, i, in, dropout);
     }
 }
+
+// lora_merge: W [rows, cols] += scale * B [rows, r] A [r, cols] (rows of B: the output rows being merged).
+void bonsai_lora_merge(float *W, int64_t rows, int64_t cols, const float *A, const float *B, int r, float scale) {
+    bonsai_simd_init();
+    float *sb = malloc((size_t)(rows * r) * sizeof(float));
+    for (int64_t i = 0; i < rows * r; i++) sb[i] = scale * B[i];
+    const int64_t nchunks = (cols + COL_CHUNK - 1) / COL_CHUNK;
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (int64_t c = 0; c < nchunks; c++) {
+        const int64_t c0 = c * COL_CHUNK, nc = cols - c0 < COL_CHUNK ? cols - c0 : COL_CHUNK;
+        bonsai_gemm_nn_f32(W + c0, cols, sb, r, A + c0, cols, rows, r, nc);
+    }
+    free(sb);
+}

@@ -14,5 +14,5 @@ struct BonsaiCLI: ParsableCommand {
           bonsai generate -m models/phi-2.Q4_0.gguf -p "Instruct: Why is the sky blue?\\nOutput:"
           bonsai info -m models/phi-2.Q4_0.gguf            what is in the file
         """,
-        subcommands: [Chat.self, Generate.self, Tokenize.self, Info.self, PerplexityCommand.self, BenchCommand.self, SynthCommand.self, QuantizeCommand.self, Train.self])
+        subcommands: [Chat.self, Generate.self, Tokenize.self, Info.self, PerplexityCommand.self, BenchCommand.self, SynthCommand.self, QuantizeCommand.self, Train.self, Export.self, Eval.self])
 }

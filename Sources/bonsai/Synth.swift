@@ -53,16 +53,18 @@ struct SynthCommand: ParsableCommand {
 }
 
 /// A one-line progress bar on standard error.
+/// Only on a terminal: in a log or pipe it would be hundreds of carriage returns.
 final class ProgressBar {
     let label: String
     let start = Date()
     private var last = -1
+    private let tty = isatty(2) != 0
 
     init(label: String) { self.label = label }
 
     func update(_ done: Int, _ total: Int) {
         let pct = total > 0 ? done * 100 / total : 100
-        guard pct != last else { return }
+        guard tty, pct != last else { return }
         last = pct
         let width = 30, filled = width * pct / 100
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
@@ -70,5 +72,5 @@ final class ProgressBar {
                                                    Date().timeIntervalSince(start)).utf8))
     }
 
-    func finish() { FileHandle.standardError.write(Data("\n".utf8)) }
+    func finish() { if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
 }

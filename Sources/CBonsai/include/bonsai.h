@@ -191,6 +191,9 @@ void bonsai_lora_backward(float *dx, float *dA, float *dB, const float *dy, int6
                           const float *u, const float *A, const float *B, int64_t T, int64_t in, int64_t out,
                           int r, float scale, float dropout, uint64_t seed, float *scratch);
 
+// lora_merge: W [rows, cols] += scale * B [rows, r] A [r, cols], f32 (merging an adapter into a weight).
+void bonsai_lora_merge(float *W, int64_t rows, int64_t cols, const float *A, const float *B, int r, float scale);
+
 // y[i] += a[i] + b[i]
 void bonsai_add3(float *y, const float *a, const float *b, int64_t n);
 
