@@ -136,6 +136,10 @@ struct Train: ParsableCommand {
                 try ShowExample.print(file: files.train, tokenizer: tokenizer, config: c)
                 return
             }
+            let checkpoint = Checkpoint.latest(adapterPath: c.adapterPath)
+            if resume, checkpoint == nil {
+                throw TrainError.option("--resume: no checkpoint in \(Checkpoint.folder(adapterPath: c.adapterPath))")
+            }
             let loaded = try ModelLoader.load(path: c.model!)
             let train = try Dataset(path: files.train, tokenizer: loaded.tokenizer, maxTokens: c.maxSeqLen,
                                     maskPrompt: c.maskPrompt, skipBad: c.skipBad)
@@ -151,10 +155,7 @@ struct Train: ParsableCommand {
             let adapter = Trainer.freshAdapter(config: loaded.model.config, c)
             let trainer = try Trainer(config: c, model: loaded.model, adapter: adapter, train: train, valid: valid)
             try FileManager.default.createDirectory(atPath: c.adapterPath, withIntermediateDirectories: true)
-            if resume {
-                guard let cp = Checkpoint.latest(adapterPath: c.adapterPath) else {
-                    throw ValidationError("--resume: no checkpoint in \(Checkpoint.folder(adapterPath: c.adapterPath))")
-                }
+            if resume, let cp = checkpoint {
                 try trainer.resume(from: cp)
                 printErr("resumed from \(cp.path) (step \(cp.step))")
             }

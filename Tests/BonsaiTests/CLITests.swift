@@ -7,15 +7,20 @@ import XCTest
 final class CLITests: XCTestCase {
     struct Run { let status: Int32; let stdout: String; let stderr: String }
 
-    private func bonsai(_ args: [String], stdin: String? = nil) throws -> Run {
+    /// The built `bonsai` next to the test bundle.
+    func executable() throws -> URL {
         let dir = Bundle.main.bundleURL.deletingLastPathComponent()
         var exe = dir.appendingPathComponent("bonsai")
         if !FileManager.default.fileExists(atPath: exe.path) {
             exe = Bundle.main.bundleURL.appendingPathComponent("bonsai")   // layout of other platforms
         }
         guard FileManager.default.isExecutableFile(atPath: exe.path) else { throw XCTSkip("bonsai executable not built at \(exe.path)") }
+        return exe
+    }
+
+    func bonsai(_ args: [String], stdin: String? = nil) throws -> Run {
         let p = Process()
-        p.executableURL = exe
+        p.executableURL = try executable()
         p.arguments = args
         let out = Pipe(), err = Pipe(), inp = Pipe()
         p.standardOutput = out
