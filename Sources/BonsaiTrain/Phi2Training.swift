@@ -52,6 +52,9 @@ public final class Phi2Training: @unchecked Sendable {
     /// seed given to `run`, so they repeat exactly on recomputation and after a resume.
     public let dropout: Float
     private var dropoutSeed: UInt64 = 0
+    /// Polled before every block: when it returns true, `run` stops early and returns nil (Ctrl-C on a
+    /// full-size model should not wait for the rest of a sequence's forward and backward passes).
+    public var abort: () -> Bool = { false }
 
     /// Blocks below this one have no adapter: they run forward only, and the backward pass stops here.
     let firstTrainable: Int
@@ -99,15 +102,17 @@ public final class Phi2Training: @unchecked Sendable {
     /// targets[t] is the token position t must predict (tokens[t + 1]) or nil where there is no loss.
     /// Returns the summed cross-entropy over the targets (nats) and their count; the gradients are those of
     /// gradScale × that sum (pass 1 / total targets of the batch for a mean loss).
+    /// nil when `abort` stopped it (the gradients are then partial: drop them).
     @discardableResult
     public func run(tokens: [Int], targets: [Int?], gradScale: Float, backward: Bool = true,
-                    dropoutSeed: UInt64 = 0) -> (lossSum: Double, count: Int) {
+                    dropoutSeed: UInt64 = 0) -> (lossSum: Double, count: Int)? {
         let c = model.config, T = tokens.count, d = c.hidden_size, V = c.vocab_size
         precondition(T > 0 && T <= maxTokens && targets.count == T)
         self.dropoutSeed = dropoutSeed
         for (t, id) in tokens.enumerated() { model.embed_tokens.dequantizeRow(id, into: x.pointer + t * d) }
 
         for l in 0 ..< c.num_hidden_layers {
+            if abort() { return nil }
             if l < firstTrainable {
                 frozenBlockForward(l, T: T)
             } else if checkpointing {
@@ -142,6 +147,7 @@ public final class Phi2Training: @unchecked Sendable {
                                   model.final_layernorm_weight.pointer, Int64(T), Int64(d))
 
         for l in stride(from: c.num_hidden_layers - 1, through: firstTrainable, by: -1) {
+            if abort() { return nil }
             let s: BlockActivations
             if checkpointing {
                 x.pointer.update(from: blockInputs[l - firstTrainable].pointer, count: T * d)

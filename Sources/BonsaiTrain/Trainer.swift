@@ -109,20 +109,21 @@ public final class Trainer {
     }
 
     /// Mean cross-entropy over the answer tokens of the validation set (or its first valExamples).
-    public func validationLoss(shouldStop: () -> Bool = { false }) -> (loss: Double, tokens: Int)? {
+    public func validationLoss(shouldStop: @escaping () -> Bool = { false }) -> (loss: Double, tokens: Int)? {
         guard let valid else { return nil }
         var sum = 0.0, count = 0
         for e in valid.examples.prefix(config.valExamples ?? valid.examples.count) {
-            if shouldStop() { return nil }
-            let r = pass.run(tokens: e.tokens, targets: e.targets, gradScale: 0, backward: false)
+            pass.abort = shouldStop
+            defer { pass.abort = { false } }
+            guard let r = pass.run(tokens: e.tokens, targets: e.targets, gradScale: 0, backward: false) else { return nil }
             sum += r.lossSum
             count += r.count
         }
         return count > 0 ? (sum / Double(count), count) : nil
     }
 
-    /// Runs until totalSteps or until shouldStop() (polled after every sequence) says stop; then writes a
-    /// checkpoint of the last completed step. Returns how it ended.
+    /// Runs until totalSteps or until shouldStop() (polled before every block of every sequence) says stop;
+    /// then writes a checkpoint of the last completed step. Returns how it ended.
     public func run(shouldStop: @escaping () -> Bool = { bonsai_interrupt_pending() },
                     report: (Event) -> Void = { _ in }) throws -> Outcome {
         let start = Date()
@@ -135,6 +136,8 @@ public final class Trainer {
             lastSaved = step
             report(.checkpoint(cp))
         }
+        pass.abort = shouldStop
+        defer { pass.abort = { false } }
         while step < totalSteps {
             let indices = batch(forStep: step)
             let examples = indices.map { train.examples[$0] }
@@ -143,9 +146,12 @@ public final class Trainer {
             var lossSum = 0.0, stopped = false
             for (k, e) in examples.enumerated() {
                 let seed = config.seed &+ UInt64(step) &* 0x1000_0000_01B3 &+ UInt64(k)
-                lossSum += pass.run(tokens: e.tokens, targets: e.targets, gradScale: 1 / Float(total), dropoutSeed: seed).lossSum
+                guard let r = pass.run(tokens: e.tokens, targets: e.targets, gradScale: 1 / Float(total), dropoutSeed: seed) else {
+                    stopped = true
+                    break
+                }
+                lossSum += r.lossSum
                 tokensDone += e.tokens.count
-                if shouldStop() { stopped = true; break }
             }
             if stopped {   // the partial step is dropped: the state stays that of the last completed step
                 if step > lastSaved || Checkpoint.latest(adapterPath: config.adapterPath) == nil { try save() }
