@@ -44,7 +44,7 @@ def main():
     with torch.no_grad():
         out = peft.generate(ids, max_new_tokens=a.n, do_sample=False)
         peft_logits = peft(ids).logits[0, -1]
-    peft_text = tok.decode(out[0, ids.shape[1]:])
+    peft_text = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     ours = bonsai_greedy(a.bonsai, a.base, a.n, a.adapter)
     same = peft_text == ours
     ok &= same

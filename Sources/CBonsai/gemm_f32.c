@@ -1,8 +1,9 @@
 // gemm_f32.c — the f32 product the backward pass is made of: C[T, n] += A[T, k] B[k, n].
 //
-// Register-blocked: 4 rows of C × 16 columns stay in eight 8-wide accumulators while k runs, so each
-// B load feeds four FMAs. Written once with clang/gcc vector types and compiled twice: for the
-// baseline ISA and, selected at run time, for AVX2+FMA.
+// Register-blocked: 6 rows of C × 16 columns stay in twelve 8-wide accumulators while k runs, so each
+// pair of B loads feeds twelve FMAs (the classic Haswell shape: 12 accumulators + 2 B + 1 broadcast =
+// 15 of 16 ymm registers). Written once with clang/gcc vector types and compiled twice: for the baseline
+// ISA and, selected at run time, for AVX2+FMA.
 #include "simd.h"
 #include <string.h>
 
@@ -10,48 +11,53 @@ typedef float v8 __attribute__((vector_size(32), aligned(4)));   // unaligned 8-
 
 static inline __attribute__((always_inline)) v8 splat(float s) { return (v8){s, s, s, s, s, s, s, s}; }
 
+// R (a constant after inlining) rows of C × 16 columns.
+static inline __attribute__((always_inline))
+void tile16(float *c, int64_t cs, const float *a, int64_t as, const float *b, int64_t bs, int64_t k, const int R) {
+    v8 c0[6], c1[6];
+    for (int i = 0; i < R; i++) { c0[i] = *(v8 *)(c + i * cs); c1[i] = *(v8 *)(c + i * cs + 8); }
+    for (int64_t r = 0; r < k; r++) {
+        const v8 b0 = *(const v8 *)(b + r * bs), b1 = *(const v8 *)(b + r * bs + 8);
+        for (int i = 0; i < R; i++) {
+            const v8 s = splat(a[i * as + r]);
+            c0[i] += s * b0;
+            c1[i] += s * b1;
+        }
+    }
+    for (int i = 0; i < R; i++) { *(v8 *)(c + i * cs) = c0[i]; *(v8 *)(c + i * cs + 8) = c1[i]; }
+}
+
+// R rows of C × the columns j0 .. n-1 that do not fill 16 (scalar).
+static inline __attribute__((always_inline))
+void tail_cols(float *c, int64_t cs, const float *a, int64_t as, const float *b, int64_t bs, int64_t k,
+               int64_t R, int64_t j0, int64_t n) {
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t j = j0; j < n; j++) {
+            float s = c[i * cs + j];
+            for (int64_t r = 0; r < k; r++) s += a[i * as + r] * b[r * bs + j];
+            c[i * cs + j] = s;
+        }
+}
+
 static inline __attribute__((always_inline))
 void gemm_nn_body(float *c, int64_t cs, const float *a, int64_t as, const float *b, int64_t bs,
                   int64_t T, int64_t k, int64_t n) {
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) {
-        int64_t j = 0;
-        for (; j + 16 <= n; j += 16) {
-            v8 c00 = *(v8 *)(c + (t + 0) * cs + j), c01 = *(v8 *)(c + (t + 0) * cs + j + 8);
-            v8 c10 = *(v8 *)(c + (t + 1) * cs + j), c11 = *(v8 *)(c + (t + 1) * cs + j + 8);
-            v8 c20 = *(v8 *)(c + (t + 2) * cs + j), c21 = *(v8 *)(c + (t + 2) * cs + j + 8);
-            v8 c30 = *(v8 *)(c + (t + 3) * cs + j), c31 = *(v8 *)(c + (t + 3) * cs + j + 8);
-            for (int64_t r = 0; r < k; r++) {
-                const v8 b0 = *(const v8 *)(b + r * bs + j), b1 = *(const v8 *)(b + r * bs + j + 8);
-                v8 s = splat(a[(t + 0) * as + r]); c00 += s * b0; c01 += s * b1;
-                s = splat(a[(t + 1) * as + r]); c10 += s * b0; c11 += s * b1;
-                s = splat(a[(t + 2) * as + r]); c20 += s * b0; c21 += s * b1;
-                s = splat(a[(t + 3) * as + r]); c30 += s * b0; c31 += s * b1;
+    const int64_t n16 = n / 16 * 16;
+    for (int64_t t = 0; t < T; t += 6) {
+        const int64_t R = T - t < 6 ? T - t : 6;
+        float *ct = c + t * cs;
+        const float *at = a + t * as;
+        for (int64_t j = 0; j < n16; j += 16) {
+            switch (R) {   // constant row counts, so the accumulators live in registers
+            case 6: tile16(ct + j, cs, at, as, b + j, bs, k, 6); break;
+            case 5: tile16(ct + j, cs, at, as, b + j, bs, k, 5); break;
+            case 4: tile16(ct + j, cs, at, as, b + j, bs, k, 4); break;
+            case 3: tile16(ct + j, cs, at, as, b + j, bs, k, 3); break;
+            case 2: tile16(ct + j, cs, at, as, b + j, bs, k, 2); break;
+            default: tile16(ct + j, cs, at, as, b + j, bs, k, 1); break;
             }
-            *(v8 *)(c + (t + 0) * cs + j) = c00; *(v8 *)(c + (t + 0) * cs + j + 8) = c01;
-            *(v8 *)(c + (t + 1) * cs + j) = c10; *(v8 *)(c + (t + 1) * cs + j + 8) = c11;
-            *(v8 *)(c + (t + 2) * cs + j) = c20; *(v8 *)(c + (t + 2) * cs + j + 8) = c21;
-            *(v8 *)(c + (t + 3) * cs + j) = c30; *(v8 *)(c + (t + 3) * cs + j + 8) = c31;
         }
-        for (; j < n; j++)
-            for (int64_t i = 0; i < 4; i++) {
-                float s = c[(t + i) * cs + j];
-                for (int64_t r = 0; r < k; r++) s += a[(t + i) * as + r] * b[r * bs + j];
-                c[(t + i) * cs + j] = s;
-            }
-    }
-    for (; t < T; t++) {
-        int64_t j = 0;
-        for (; j + 8 <= n; j += 8) {
-            v8 acc = *(v8 *)(c + t * cs + j);
-            for (int64_t r = 0; r < k; r++) acc += splat(a[t * as + r]) * *(const v8 *)(b + r * bs + j);
-            *(v8 *)(c + t * cs + j) = acc;
-        }
-        for (; j < n; j++) {
-            float s = c[t * cs + j];
-            for (int64_t r = 0; r < k; r++) s += a[t * as + r] * b[r * bs + j];
-            c[t * cs + j] = s;
-        }
+        if (n16 < n) tail_cols(ct, cs, at, as, b, bs, k, R, n16, n);
     }
 }
 

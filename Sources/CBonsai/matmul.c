@@ -141,7 +141,7 @@ void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, 
 // are dy_stride floats apart. W is frozen: tiles of BW_ROWS × BW_COLS are dequantized to f32 and fed to
 // the register-blocked gemm. Threads split the columns (BW_COLS is a multiple of every block size), so
 // each owns its slice of dX and the weight is dequantized once in total.
-enum { BW_ROWS = 64, BW_COLS = 256 };
+enum { BW_ROWS = 128, BW_COLS = 256 };
 
 void bonsai_matmul_backward(const bonsai_matrix *W, const float *dY, int64_t dy_stride, int64_t T, float *dX,
                             bool accumulate) {
