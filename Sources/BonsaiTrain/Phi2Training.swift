@@ -206,12 +206,13 @@ public final class Phi2Training: @unchecked Sendable {
                             dropout, seed(l, target))
     }
 
-    /// dx (+)= dy W, plus the pair's input gradient; the pair's dA, dB accumulate.
+    /// dx (+)= dy W, plus the pair's input gradient; the pair's dA, dB accumulate. dx nil: only the pair's
+    /// gradients are wanted (nothing below needs the input gradient).
     private func linearBackward(_ l: Int, _ target: LoRATarget, _ w: QuantizedMatrix, dy: FloatBuffer, x: FloatBuffer,
-                                dx: FloatBuffer, accumulate: Bool, s: BlockActivations, T: Int) {
-        w.multiplyBackward(dy.pointer, count: T, into: dx.pointer, accumulate: accumulate)
+                                dx: FloatBuffer?, accumulate: Bool, s: BlockActivations, T: Int) {
+        if let dx { w.multiplyBackward(dy.pointer, count: T, into: dx.pointer, accumulate: accumulate) }
         guard let p = adapter.pairs[l][target], let g = grads.pairs[l][target] else { return }
-        bonsai_lora_backward(dx.pointer, g.dA.pointer, g.dB.pointer, dy.pointer, Int64(p.outFeatures), x.pointer,
+        bonsai_lora_backward(dx?.pointer, g.dA.pointer, g.dB.pointer, dy.pointer, Int64(p.outFeatures), x.pointer,
                              s.u[target]!.pointer, p.A.pointer, p.B.pointer, Int64(T), Int64(p.inFeatures),
                              Int64(p.outFeatures), Int32(p.rank), adapter.scale(of: p), dropout, seed(l, target),
                              loraScratch.pointer)
@@ -239,10 +240,13 @@ public final class Phi2Training: @unchecked Sendable {
     /// From dx = d loss / d(block output) to d loss / d(block input), in place; pair gradients accumulate.
     private func blockBackward(_ l: Int, _ s: BlockActivations, T: Int) {
         let c = model.config, b = model.layers[l], d = c.hidden_size, f = c.intermediate_size
+        // The lowest adapted block passes no gradient down: its h-gradient (the q/k/v/fc1 input gradients
+        // and the LayerNorm backward, ~58% of a block's backward products) is never needed.
+        let below = l > firstTrainable ? dh : nil
         // MLP: m = fc2(gelu(fc1(h)))
         linearBackward(l, .fc2, b.fc2, dy: dx, x: s.g, dx: dg, accumulate: false, s: s, T: T)
         bonsai_gelu_backward(dg.pointer, s.p.pointer, dg.pointer, Int64(T * f))
-        linearBackward(l, .fc1, b.fc1, dy: dg, x: s.h, dx: dh, accumulate: false, s: s, T: T)
+        linearBackward(l, .fc1, b.fc1, dy: dg, x: s.h, dx: below, accumulate: false, s: s, T: T)
         // attention: a = dense(attn(rope(q), rope(k), v))
         linearBackward(l, .dense, b.dense, dy: dx, x: s.attn, dx: dattn, accumulate: false, s: s, T: T)
         bonsai_attention_backward(dq.pointer, dk.pointer, dv.pointer, dattn.pointer, s.q.pointer, s.k.pointer, s.v.pointer,
@@ -252,9 +256,10 @@ public final class Phi2Training: @unchecked Sendable {
             bonsai_rope_neox_backward(buf.pointer, Int64(T), Int64(d), Int32(c.num_attention_heads), Int32(c.head_dim),
                                       Int32(c.rotary_dim), c.rope_theta, 0)
         }
-        linearBackward(l, .q_proj, b.q_proj, dy: dq, x: s.h, dx: dh, accumulate: true, s: s, T: T)
-        linearBackward(l, .k_proj, b.k_proj, dy: dk, x: s.h, dx: dh, accumulate: true, s: s, T: T)
-        linearBackward(l, .v_proj, b.v_proj, dy: dv, x: s.h, dx: dh, accumulate: true, s: s, T: T)
+        linearBackward(l, .q_proj, b.q_proj, dy: dq, x: s.h, dx: below, accumulate: true, s: s, T: T)
+        linearBackward(l, .k_proj, b.k_proj, dy: dk, x: s.h, dx: below, accumulate: true, s: s, T: T)
+        linearBackward(l, .v_proj, b.v_proj, dy: dv, x: s.h, dx: below, accumulate: true, s: s, T: T)
+        guard below != nil else { return }
         // h = ln(x); the residual already carries dx
         bonsai_layernorm_backward(dx.pointer, dh.pointer, s.x.pointer, s.mean.pointer, s.rstd.pointer,
                                   b.input_layernorm_weight.pointer, Int64(T), Int64(d))

@@ -95,6 +95,28 @@ static void gelu_avx2(float *x, int64_t n) {
     }
 }
 
+// gelu_new'(x) = s + 2 x s (1 - s) u',  s = 1 / (1 + exp(-2u)) = (1 + tanh u) / 2,  u' = sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+// dx = dout * gelu_new'(x)
+__attribute__((target("avx2,fma")))
+static void gelu_backward_avx2(float *dx, const float *x, const float *dout, int64_t n) {
+    const float k = 0.7978845608028654f;
+    const __m256 k2 = _mm256_set1_ps(-2.0f * k), c = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+    const __m256 two_k = _mm256_set1_ps(2.0f * k), c3 = _mm256_set1_ps(3.0f * 0.044715f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i), v2 = _mm256_mul_ps(v, v);
+        const __m256 u = _mm256_mul_ps(k2, _mm256_fmadd_ps(_mm256_mul_ps(c, v), v2, v));   // -2u
+        const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, exp256(u)));
+        const __m256 du = _mm256_mul_ps(two_k, _mm256_fmadd_ps(c3, v2, one));            // 2u'
+        const __m256 g = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_mul_ps(v, s), _mm256_sub_ps(one, s)), du, s);
+        _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(dout + i), g));
+    }
+    for (; i < n; i++) {
+        const float v = x[i], th = tanhf(k * (v + 0.044715f * v * v * v));
+        dx[i] = dout[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * v * v));
+    }
+}
+
 // One query of one head against n_keys cached keys/values (token stride `stride` floats):
 // scores of 8 keys at a time (8 FMA chains, one transpose-reduce), f32 softmax, then out = Σ p_j v_j
 // with the head's output kept in registers. head_dim must be a multiple of 8 and at most 128.
@@ -135,6 +157,14 @@ static void attend_avx2(float *out, const float *q, const float *k, const float 
 }
 #endif
 
+static void gelu_backward_generic(float *dx, const float *x, const float *dout, int64_t n) {
+    const float k = 0.7978845608028654f;
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i], th = tanhf(k * (v + 0.044715f * v * v * v));
+        dx[i] = dout[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * v * v));
+    }
+}
+
 static void gelu_generic(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         const float v = x[i];
@@ -150,6 +180,7 @@ bonsai_gemm4x8_fn bonsai_fast_gemm4x8[BONSAI_TYPE_COUNT];
 bonsai_dot_fn bonsai_dot_f32 = dot_f32_generic;
 bonsai_axpy_fn bonsai_axpy_f32 = axpy_f32_generic;
 bonsai_gelu_fn bonsai_gelu_f32 = gelu_generic;
+bonsai_gelu_backward_fn bonsai_gelu_backward_f32 = gelu_backward_generic;
 bonsai_attend_fn bonsai_attend_f32 = NULL;
 static char features[128] = "generic";
 
@@ -196,6 +227,7 @@ static void simd_init_once(void) {
         bonsai_dot_f32 = dot_f32_avx2;
         bonsai_axpy_f32 = axpy_f32_avx2;
         bonsai_gelu_f32 = gelu_avx2;
+        bonsai_gelu_backward_f32 = gelu_backward_avx2;
         bonsai_attend_f32 = attend_avx2;
         bonsai_gemm_nn_f32 = bonsai_gemm_nn_avx2;
         if (caps.f16c) {

@@ -62,17 +62,13 @@ void bonsai_gelu_forward(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i += chunk) bonsai_gelu_f32(x + i, n - i < chunk ? n - i : chunk);
 }
 
-// gelu_backward: dx [n] = dout [n] * gelu_new'(x [n]) where x is the forward's input.
+// gelu_backward: dx [n] = dout [n] * gelu_new'(x [n]) where x is the forward's input (dx may be dout).
 //   gelu_new'(x) = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
 void bonsai_gelu_backward(float *dx, const float *x, const float *dout, int64_t n) {
-    const float k = 0.7978845608028654f;   // sqrt(2/pi)
+    bonsai_simd_init();
+    const int64_t chunk = 4096;
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        const float v = x[i];
-        const float th = tanhf(k * (v + 0.044715f * v * v * v));
-        const float dgelu = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * k * (1.0f + 3.0f * 0.044715f * v * v);
-        dx[i] = dout[i] * dgelu;
-    }
+    for (int64_t i = 0; i < n; i += chunk) bonsai_gelu_backward_f32(dx + i, x + i, dout + i, n - i < chunk ? n - i : chunk);
 }
 
 // rope_neox_forward: x [T, n_head, head_dim] (token stride `stride`), rotate-half on the first rot_dim
@@ -148,48 +144,55 @@ void bonsai_attention_forward(float *out, const float *q, int64_t q_stride,
     }
 }
 
+// Training attention works on whole heads with the f32 gemm (scores for all T × T pairs, the causal half
+// then zeroed): one head per task, its scratch allocated per task.
+
+// dst [cols, rows] = src [rows, cols] (src rows `stride` floats apart)
+static void transpose(float *dst, const float *src, int64_t rows, int64_t cols, int64_t stride) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * stride + c];
+}
+
 // attention_train_forward: one sequence, no cache. q, k, v, out [T, H*D]; probs [H, T, T] keeps the
 // softmax of row t in probs[h][t][0..t] (the rest zero) for the backward pass. Scores in f32.
+//   S = q_h k_h^T * scale (causal),  P = softmax(S),  out_h = P v_h
 void bonsai_attention_train_forward(float *out, float *probs, const float *q, const float *k, const float *v,
                                     int64_t T, int n_head, int head_dim, float scale) {
     bonsai_simd_init();
-    const int64_t dm = (int64_t)n_head * head_dim;
-#pragma omp parallel for schedule(static, 1)
-    for (int64_t th = 0; th < T * n_head; th++) {
-        const int64_t t = th / n_head;
-        const int h = (int)(th % n_head);
-        const int64_t off = (int64_t)h * head_dim;
-        float *p = probs + ((int64_t)h * T + t) * T;
-        float maxv = -INFINITY;
-        for (int64_t j = 0; j <= t; j++) {
-            p[j] = bonsai_dot_f32(q + t * dm + off, k + j * dm + off, head_dim) * scale;
-            if (p[j] > maxv) maxv = p[j];
+    const int64_t dm = (int64_t)n_head * head_dim, D = head_dim;
+#pragma omp parallel
+    {
+        float *kt = malloc((size_t)(D * T) * sizeof(float));
+#pragma omp for schedule(static)
+        for (int h = 0; h < n_head; h++) {
+            const int64_t off = (int64_t)h * D;
+            float *P = probs + (int64_t)h * T * T;
+            memset(P, 0, (size_t)(T * T) * sizeof(float));
+            transpose(kt, k + off, T, D, dm);
+            bonsai_gemm_nn_f32(P, T, q + off, dm, kt, T, T, D, T);
+            for (int64_t t = 0; t < T; t++) {
+                float *p = P + t * T, maxv = -INFINITY, sum = 0.0f;
+                for (int64_t j = 0; j <= t; j++) { p[j] *= scale; maxv = p[j] > maxv ? p[j] : maxv; }
+                for (int64_t j = 0; j <= t; j++) { p[j] = expf(p[j] - maxv); sum += p[j]; }
+                const float inv = 1.0f / sum;
+                for (int64_t j = 0; j <= t; j++) p[j] *= inv;
+                for (int64_t j = t + 1; j < T; j++) p[j] = 0.0f;
+                memset(out + t * dm + off, 0, (size_t)D * sizeof(float));
+            }
+            bonsai_gemm_nn_f32(out + off, dm, P, T, v + off, dm, T, T, D);
         }
-        float sum = 0.0f;
-        for (int64_t j = 0; j <= t; j++) {
-            p[j] = expf(p[j] - maxv);
-            sum += p[j];
-        }
-        const float inv = 1.0f / sum;
-        float *o = out + t * dm + off;
-        memset(o, 0, (size_t)head_dim * sizeof(float));
-        for (int64_t j = 0; j <= t; j++) {
-            p[j] *= inv;
-            bonsai_axpy_f32(o, p[j], v + j * dm + off, head_dim);
-        }
-        for (int64_t j = t + 1; j < T; j++) p[j] = 0.0f;
+        free(kt);
     }
 }
 
 // attention_backward: from dout [T, H*D] to dq, dk, dv [T, H*D] (overwritten), given the forward's
-// q, k, v and probs [H, T, T]. With P = softmax(S), S = scale q k^T (causal):
+// q, k, v and probs [H, T, T]. With P = softmax(S), S = scale q k^T (causal), per head:
 //   dv = P^T dout,  dP = dout v^T,  dS = P * (dP - rowsum(P * dP)),  dq = scale dS k,  dk = scale dS^T q
-// Heads are independent and own disjoint columns of dq/dk/dv, so they run in parallel.
 void bonsai_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                                const float *k, const float *v, const float *probs,
                                int64_t T, int n_head, int head_dim, float scale) {
     bonsai_simd_init();
-    const int64_t dm = (int64_t)n_head * head_dim;
+    const int64_t dm = (int64_t)n_head * head_dim, D = head_dim;
     for (int64_t t = 0; t < T; t++) {
         memset(dq + t * dm, 0, (size_t)dm * sizeof(float));
         memset(dk + t * dm, 0, (size_t)dm * sizeof(float));
@@ -197,27 +200,32 @@ void bonsai_attention_backward(float *dq, float *dk, float *dv, const float *dou
     }
 #pragma omp parallel
     {
-        float *ds = malloc((size_t)T * sizeof(float));
+        float *pt = malloc((size_t)(T * T) * sizeof(float));   // P^T, then dS^T
+        float *ds = malloc((size_t)(T * T) * sizeof(float));   // dP, then dS
+        float *vt = malloc((size_t)(D * T) * sizeof(float));
 #pragma omp for schedule(static)
         for (int h = 0; h < n_head; h++) {
-            const int64_t off = (int64_t)h * head_dim;
+            const int64_t off = (int64_t)h * D;
+            const float *P = probs + (int64_t)h * T * T;
+            transpose(pt, P, T, T, T);
+            bonsai_gemm_nn_f32(dv + off, dm, pt, T, dout + off, dm, T, T, D);
+            transpose(vt, v + off, T, D, dm);
+            memset(ds, 0, (size_t)(T * T) * sizeof(float));
+            bonsai_gemm_nn_f32(ds, T, dout + off, dm, vt, T, T, D, T);
             for (int64_t t = 0; t < T; t++) {
-                const float *p = probs + ((int64_t)h * T + t) * T;
-                const float *go = dout + t * dm + off;
-                float dot_pdp = 0.0f;
-                for (int64_t j = 0; j <= t; j++) {
-                    bonsai_axpy_f32(dv + j * dm + off, p[j], go, head_dim);
-                    ds[j] = bonsai_dot_f32(go, v + j * dm + off, head_dim);
-                    dot_pdp += p[j] * ds[j];
-                }
-                for (int64_t j = 0; j <= t; j++) {
-                    const float g = p[j] * (ds[j] - dot_pdp) * scale;
-                    bonsai_axpy_f32(dq + t * dm + off, g, k + j * dm + off, head_dim);
-                    bonsai_axpy_f32(dk + j * dm + off, g, q + t * dm + off, head_dim);
-                }
+                const float *p = P + t * T;
+                float *g = ds + t * T, dot = 0.0f;
+                for (int64_t j = 0; j <= t; j++) dot += p[j] * g[j];
+                for (int64_t j = 0; j <= t; j++) g[j] = p[j] * (g[j] - dot) * scale;
+                for (int64_t j = t + 1; j < T; j++) g[j] = 0.0f;
             }
+            bonsai_gemm_nn_f32(dq + off, dm, ds, T, k + off, dm, T, T, D);
+            transpose(pt, ds, T, T, T);
+            bonsai_gemm_nn_f32(dk + off, dm, pt, T, q + off, dm, T, T, D);
         }
+        free(pt);
         free(ds);
+        free(vt);
     }
 }
 

@@ -39,6 +39,9 @@ void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]);
 // x[i] = gelu_new(x[i])
 typedef void (*bonsai_gelu_fn)(float *x, int64_t n);
 extern bonsai_gelu_fn bonsai_gelu_f32;
+// dx[i] = dout[i] * gelu_new'(x[i])
+typedef void (*bonsai_gelu_backward_fn)(float *dx, const float *x, const float *dout, int64_t n);
+extern bonsai_gelu_backward_fn bonsai_gelu_backward_f32;
 
 // One query of one head against the cache (see attend_avx2), or NULL (then ops.c's loop runs).
 typedef void (*bonsai_attend_fn)(float *out, const float *q, const float *k, const float *v, int64_t n_keys,

@@ -132,3 +132,32 @@ final class AdamWStepTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, 1e-3)
     }
 }
+
+/// --num-layers: blocks without an adapter run the inference forward and no backward. An adapter whose
+/// layer-0 pairs have B = 0 computes the same function as one without layer-0 pairs, so layer 1's
+/// gradients must agree between the two runs (the frozen path against the trainable one).
+final class PartialLayerTests: XCTestCase {
+    override func setUp() { bonsai_set_math(BONSAI_MATH_F32) }
+
+    func testFrozenLowerBlocksGiveTheSameUpperGradients() throws {
+        let m = try ModelLoader.load(path: try Fixtures.path("hf"))
+        let c = m.model.config
+        let full = try LoRAAdapter.load(path: try Fixtures.path("lora/peft"), config: c)
+        for p in full.pairs[0].values { p.B.pointer.update(repeating: 0, count: p.B.count) }
+        let upper = LoRAAdapter(rank: full.rank, alpha: full.alpha, pairs: [[:], full.pairs[1]])
+        let batch = try GradientTests.batch()
+        var grads: [[Float]] = []
+        var losses: [Double] = []
+        for adapter in [full, upper] {
+            let pass = Phi2Training(model: m.model, adapter: adapter, maxTokens: 64)
+            var loss = 0.0
+            for (tokens, targets) in zip(batch.tokens, batch.targets) { loss += pass.run(tokens: tokens, targets: targets, gradScale: 1)!.lossSum }
+            losses.append(loss)
+            grads.append(LoRATarget.allCases.flatMap { pass.grads.pairs[1][$0]!.dA.array + pass.grads.pairs[1][$0]!.dB.array })
+        }
+        XCTAssertEqual(losses[0], losses[1], accuracy: losses[0] * 1e-6)
+        let e = GradientTests.relativeError(grads[1], grads[0])
+        print("upper-block gradients, frozen vs trainable lower block: relative difference \(e)")
+        XCTAssertLessThanOrEqual(e, 1e-5)
+    }
+}
