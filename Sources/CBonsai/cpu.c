@@ -175,6 +175,7 @@ static void gelu_generic(float *x, int64_t n) {
 // ---------------------------------------------------------------------------- dispatch
 
 bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
+bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 bonsai_gemm4x4_fn bonsai_fast_gemm4x4[BONSAI_TYPE_COUNT];
 bonsai_gemm4x8_fn bonsai_fast_gemm4x8[BONSAI_TYPE_COUNT];
 bonsai_dot_fn bonsai_dot_f32 = dot_f32_generic;
@@ -234,6 +235,7 @@ static void simd_init_once(void) {
             bonsai_register_avx2_kernels(bonsai_fast_dot);
             bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);
             bonsai_register_avx2_gemm8(bonsai_fast_gemm4x8);
+            bonsai_register_avx2_dequant(bonsai_fast_dequant);
         }
     }
     if (!features[0]) strcpy(features, "SSE2");
@@ -241,6 +243,13 @@ static void simd_init_once(void) {
 #elif defined(__aarch64__)
     strcpy(features, "NEON");
 #endif
+}
+
+void bonsai_dequantize_row_fast(int type, const void *src, float *dst, int64_t n) {
+    bonsai_simd_init();
+    bonsai_dequant_fn f = type >= 0 && type < BONSAI_TYPE_COUNT ? bonsai_fast_dequant[type] : NULL;
+    if (f) f(src, dst, n);
+    else bonsai_dequantize_row(type, src, dst, n);
 }
 
 static pthread_once_t simd_once = PTHREAD_ONCE_INIT;

@@ -29,14 +29,35 @@ static void apply_dropout(float *dst, const float *x, int64_t T, int64_t in, flo
         for (int64_t i = 0; i < in; i++) dst[t * in + i] = x[t * in + i] * dropout_factor(seed, t, i, in, p);
 }
 
+// Grow-only per-thread scratch (the decode loop allocates nothing after its first token).
+typedef struct { float *p; size_t cap; } scratch;
+static _Thread_local scratch bt_buf, dbt_buf;
+static float *scratch_get(scratch *s, size_t n) {
+    if (n > s->cap) {
+        free(s->p);
+        s->p = malloc(n * sizeof(float));
+        s->cap = s->p ? n : 0;
+    }
+    return s->p;
+}
+
+// dst [r, out] = B^T, so that the products over `out` run along contiguous rows
+static float *transposed(scratch *s, const float *B, int64_t out, int r) {
+    float *bt = scratch_get(s, (size_t)(r * out));
+    for (int64_t o = 0; o < out; o++)
+        for (int j = 0; j < r; j++) bt[(int64_t)j * out + o] = B[o * r + j];
+    return bt;
+}
+
 // lora_forward: y [T, out] (rows ys floats apart) += scale * u B^T, u = dropout(x [T, in]) A^T.
 // u [T, r] receives u for the backward pass; NULL keeps it in a per-token temporary.
 void bonsai_lora_forward(float *y, int64_t ys, float *u, const float *x, const float *A, const float *B,
                          int64_t T, int64_t in, int64_t out, int r, float scale, float dropout, uint64_t seed) {
     bonsai_simd_init();
-#pragma omp parallel if (T * in * r > 65536)
+    const float *bt = transposed(&bt_buf, B, out, r);
+#pragma omp parallel if (T * (in + out) * r > 65536)
     {
-        float *tmp = u ? NULL : malloc((size_t)r * sizeof(float));
+        float tmp[r];
         float *xd = dropout > 0 ? malloc((size_t)in * sizeof(float)) : NULL;
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < T; t++) {
@@ -47,14 +68,8 @@ void bonsai_lora_forward(float *y, int64_t ys, float *u, const float *x, const f
                 xt = xd;
             }
             for (int j = 0; j < r; j++) ut[j] = bonsai_dot_f32(xt, A + (int64_t)j * in, in);
-            float *yt = y + t * ys;
-            for (int64_t o = 0; o < out; o++) {
-                float s = 0.0f;
-                for (int j = 0; j < r; j++) s += B[o * r + j] * ut[j];
-                yt[o] += scale * s;
-            }
+            for (int j = 0; j < r; j++) bonsai_axpy_f32(y + t * ys, scale * ut[j], bt + (int64_t)j * out, out);
         }
-        free(tmp);
         free(xd);
     }
 }
@@ -80,31 +95,26 @@ void bonsai_lora_backward(float *dx, float *dA, float *dB, const float *dy, int6
         memset(dxd, 0, (size_t)(T * in) * sizeof(float));
     }
     float *dx_lora = dropout > 0 && dx ? dxd : dx;
-    const int64_t nchunks = (in + COL_CHUNK - 1) / COL_CHUNK;
+    const float *bt = transposed(&bt_buf, B, out, r);
+    float *dbt = scratch_get(&dbt_buf, (size_t)(r * out));   // dB^T [r, out]
+    memset(dbt, 0, (size_t)(r * out) * sizeof(float));
+    const int64_t nchunks = (in + COL_CHUNK - 1) / COL_CHUNK, ochunks = (out + COL_CHUNK - 1) / COL_CHUNK;
 #pragma omp parallel if (T * in * r > 65536)
     {
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < T; t++) {
-            float acc[r];
-            memset(acc, 0, sizeof acc);
-            for (int64_t o = 0; o < out; o++) {
-                const float g = dy[t * dys + o];
-                for (int j = 0; j < r; j++) acc[j] += g * B[o * r + j];
-            }
             for (int j = 0; j < r; j++) {
-                du[t * r + j] = scale * acc[j];
-                duT[(int64_t)j * T + t] = scale * acc[j];
+                const float g = scale * bonsai_dot_f32(dy + t * dys, bt + (int64_t)j * out, out);
+                du[t * r + j] = g;
+                duT[(int64_t)j * T + t] = g;
             }
         }
+        // dB^T [r, out] += u^T dy, split by output columns
 #pragma omp for schedule(static) nowait
-        for (int64_t o = 0; o < out; o++) {
-            float acc[r];
-            memset(acc, 0, sizeof acc);
-            for (int64_t t = 0; t < T; t++) {
-                const float g = dy[t * dys + o];
-                for (int j = 0; j < r; j++) acc[j] += g * u[t * r + j];
-            }
-            for (int j = 0; j < r; j++) dB[o * r + j] += scale * acc[j];
+        for (int64_t c = 0; c < ochunks; c++) {
+            const int64_t c0 = c * COL_CHUNK, nc = out - c0 < COL_CHUNK ? out - c0 : COL_CHUNK;
+            for (int64_t t = 0; t < T; t++)
+                for (int j = 0; j < r; j++) bonsai_axpy_f32(dbt + (int64_t)j * out + c0, u[t * r + j], dy + t * dys + c0, nc);
         }
 #pragma omp for schedule(static)
         for (int64_t c = 0; c < nchunks; c++) {
@@ -113,6 +123,8 @@ void bonsai_lora_backward(float *dx, float *dA, float *dB, const float *dy, int6
             if (dx_lora) bonsai_gemm_nn_f32(dx_lora + c0, in, du, r, A + c0, in, T, r, nc);
         }
     }
+    for (int64_t o = 0; o < out; o++)
+        for (int j = 0; j < r; j++) dB[o * r + j] += scale * dbt[(int64_t)j * out + o];
     if (dx && dropout > 0) {
         // d x = d xd * M (the mask, scaled): the same factors as the forward
 #pragma omp parallel for schedule(static) if (T * in > 65536)

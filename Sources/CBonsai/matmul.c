@@ -164,7 +164,7 @@ void bonsai_matmul_backward(const bonsai_matrix *W, const float *dY, int64_t dy_
                                    (int64_t)(W->row_stride / sizeof(float)), T, nr, nc);
             } else {
                 for (int64_t i = 0; i < nr; i++)
-                    bonsai_dequantize_row(W->type, src + (size_t)i * W->row_stride, tile + i * BW_COLS, nc);
+                    bonsai_dequantize_row_fast(W->type, src + (size_t)i * W->row_stride, tile + i * BW_COLS, nc);
                 bonsai_gemm_nn_f32(dX + c0, cols, dY + r0, dy_stride, tile, BW_COLS, T, nr, nc);
             }
         }

@@ -408,3 +408,39 @@ void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]) {
     table[BONSAI_TYPE_Q6_K] = dot_q6_K_q8_K;
 }
 #endif
+
+// ---------------------------------------------------------------------------- dequantization
+// For the backward pass's weight tiles. The same float operations as quants.c's reference (one int→float
+// conversion and one multiply per element; no FMA), so the results are bit-identical to it.
+#define AVX2_NOFMA __attribute__((target("avx2,f16c")))
+
+AVX2_NOFMA static void dequant_q4_0_avx2(const void *src, float *y, int64_t n) {
+    const block_q4_0 *x = src;
+    const __m256i eight = _mm256_set1_epi32(8);
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, y += BONSAI_QK) {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[i].d));
+        const __m128i qs = _mm_loadu_si128((const __m128i *)x[i].qs);
+        const __m128i lo = _mm_and_si128(qs, _mm_set1_epi8(0x0f)), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), _mm_set1_epi8(0x0f));
+        const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+        for (int p = 0; p < 4; p++) {
+            const __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(parts[p]), eight);
+            _mm256_storeu_ps(y + 8 * p, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+AVX2_NOFMA static void dequant_q8_0_avx2(const void *src, float *y, int64_t n) {
+    const block_q8_0 *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, y += BONSAI_QK) {
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(x[i].d));
+        for (int p = 0; p < 4; p++) {
+            const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 8 * p)));
+            _mm256_storeu_ps(y + 8 * p, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+        }
+    }
+}
+
+void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]) {
+    table[BONSAI_TYPE_Q4_0] = dequant_q4_0_avx2;
+    table[BONSAI_TYPE_Q8_0] = dequant_q8_0_avx2;
+}

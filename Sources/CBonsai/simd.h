@@ -30,7 +30,12 @@ size_t bonsai_act8_size(int64_t nb);
 void bonsai_pack_act8k(const void *a, size_t as, int64_t nb, void *dst);
 size_t bonsai_act8k_size(int64_t nb);
 
+// Row dequantization by an ISA kernel, bit-identical to bonsai_dequantize_row; NULL: use the reference.
+typedef void (*bonsai_dequant_fn)(const void *src, float *dst, int64_t n);
+extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
+
 #if defined(__x86_64__)
+void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_gemm8(bonsai_gemm4x8_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]);

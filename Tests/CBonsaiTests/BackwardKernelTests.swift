@@ -46,6 +46,24 @@ final class BackwardKernelTests: XCTestCase {
         }
     }
 
+    /// The fast dequantization used for weight tiles equals the reference bit for bit, on every type.
+    func testFastDequantizationIsBitIdentical() {
+        var rng = SplitMix(seed: 31)
+        for type in [TensorType.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K] {
+            let n = 1024
+            var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: n)!)
+            for i in bytes.indices { bytes[i] = UInt8.random(in: 0 ... 255, using: &rng) }
+            if type.blockSize > 1 { type.setBlockScales(&bytes, to: 0.0173) }
+            if type == .f32 || type == .f16 || type == .bf16 {
+                XCTAssertTrue(bonsai_quantize_row(Int32(type.rawValue), random(n, &rng), &bytes, Int64(n)))
+            }
+            var ref = [Float](repeating: 0, count: n), fast = [Float](repeating: 1, count: n)
+            XCTAssertTrue(bonsai_dequantize_row(Int32(type.rawValue), bytes, &ref, Int64(n)))
+            bonsai_dequantize_row_fast(Int32(type.rawValue), bytes, &fast, Int64(n))
+            XCTAssertEqual(fast.map(\.bitPattern), ref.map(\.bitPattern), "\(type)")
+        }
+    }
+
     /// LoRA is linear in A, B and x, so the backward pass must equal the exact directional derivative of
     /// L = Σ dy ⊙ y: ⟨dA, E⟩ = (L(A + E) − L(A)), with and without dropout (same seed in both passes).
     func testLoRABackwardIsTheDerivativeOfItsForward() {

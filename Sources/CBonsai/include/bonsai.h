@@ -86,6 +86,10 @@ bonsai_bf16 bonsai_f32_to_bf16(float f);
 // Bit-identical to ggml's dequantize_row_<type>. Returns false for a type that cannot be dequantized.
 bool bonsai_dequantize_row(int type, const void *src, float *dst, int64_t n);
 
+// The same through an ISA kernel where one exists (AVX2: q4_0, q8_0), else the reference; the results are
+// bit-identical to bonsai_dequantize_row (tested). For hot loops such as the backward pass's weight tiles.
+void bonsai_dequantize_row_fast(int type, const void *src, float *dst, int64_t n);
+
 // Quantize n floats into `type` blocks with ggml's reference quantizer (quantize_row_<type>_ref).
 // Returns false for a type without a quantizer here.
 bool bonsai_quantize_row(int type, const float *src, void *dst, int64_t n);
