@@ -157,6 +157,9 @@ public final class Trainer {
                 if step > lastSaved || Checkpoint.latest(adapterPath: config.adapterPath) == nil { try save() }
                 return .interrupted
             }
+            guard lossSum.isFinite else {   // a diverged step must not reach the weights or a checkpoint
+                throw TrainError.option("the loss is not finite at step \(step + 1) (learning rate \(schedule.lr(at: step)) too high?); the last checkpoint is intact")
+            }
             let lr = schedule.lr(at: step)
             optimizer.update(lr: lr)
             step += 1

@@ -155,7 +155,9 @@ public struct Dataset: Sendable {
                 bad += 1
             }
         }
-        guard !examples.isEmpty else { throw TrainError.noData("\(path): no usable examples") }
+        guard !examples.isEmpty else {
+            throw TrainError.noData("\(path): no usable examples" + (dropped > 0 ? " (\(dropped) had no answer tokens within --max-seq-len \(maxTokens))" : ""))
+        }
         self.examples = examples
         badLines = bad
         self.truncated = truncated

@@ -40,4 +40,15 @@ final class AdapterWriterTests: XCTestCase {
         XCTAssertEqual(config["peft_type"] as? String, "LORA")
         XCTAssertEqual(config["target_modules"] as? [String], ["dense", "fc1", "fc2", "k_proj", "q_proj", "v_proj"])
     }
+
+    /// A rank past LoRAAdapter.maxRank is refused when read (not allocated per token on the stack).
+    func testAbsurdRankIsRefused() throws {
+        let c = try ModelLoader.load(path: try Fixtures.path("hf")).model.config
+        let r = LoRAAdapter.maxRank + 1, d = c.hidden_size
+        let pair = LoRAPair(rank: r, inFeatures: d, outFeatures: d, A: FloatBuffer(count: r * d), B: FloatBuffer(count: d * r))
+        let a = LoRAAdapter(rank: r, alpha: 16, pairs: [[.q_proj: pair]] + Array(repeating: [:], count: c.num_hidden_layers - 1))
+        let dir = Fixtures.temporaryPath("peft-huge-rank")
+        try AdapterWriter.writePEFT(a, to: dir, baseModel: "x")
+        XCTAssertThrowsError(try LoRAAdapter.load(path: dir, config: c)) { XCTAssertTrue("\($0)".contains("rank"), "\($0)") }
+    }
 }

@@ -124,4 +124,15 @@ final class TrainerTests: XCTestCase {
         print("‖g‖ \(norm), finite difference \(fd)")
         XCTAssertEqual(fd, norm, accuracy: norm * 1e-3)
     }
+
+    /// A diverging run stops with a one-line error instead of writing NaN weights.
+    func testNonFiniteLossStopsTheRun() throws {
+        var c = config("run-diverge")
+        c.learningRate = 1e30
+        c.dropout = 0
+        c.iters = 4
+        let t = try makeTrainer(c)
+        XCTAssertThrowsError(try t.run(shouldStop: { false })) { XCTAssertTrue("\($0)".contains("not finite"), "\($0)") }
+        XCTAssertLessThan(t.step, 4)
+    }
 }

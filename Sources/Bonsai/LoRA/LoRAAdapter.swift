@@ -61,6 +61,8 @@ public final class LoRAPair: @unchecked Sendable {
 /// A LoRA adapter for a PHI-2 model: pairs per layer and target, one alpha.
 /// The effective scale is alpha / rank (alpha / sqrt(rank) with rsLoRA) times the user's --lora-scale.
 public final class LoRAAdapter: @unchecked Sendable {
+    /// Ranks above this are refused (real adapters use 4–256; the kernels keep r floats per token on the stack).
+    public static let maxRank = 4096
     public let rank: Int
     public let alpha: Float
     public let useRSLoRA: Bool

@@ -123,6 +123,9 @@ extension LoRAAdapter {
             }
             let (inF, outF) = target.shape(c)
             let r = a.rows
+            guard r <= LoRAAdapter.maxRank else {
+                throw FormatError.unsupported(path: path, reason: "\(a.name): rank \(r) is above the supported \(LoRAAdapter.maxRank)")
+            }
             guard a.ne.count == 2, a.ne[0] == inF, r > 0, let af = a.floats() else {
                 throw FormatError.malformed(path: path, reason: "\(a.name): shape \(a.shape), expected [r, \(inF)]")
             }
