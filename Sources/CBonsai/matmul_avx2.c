@@ -137,6 +137,108 @@ AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
     return hsum_ps(acc) - mins;
 }
 
+// ------------------------------------------------------------------------------- q5_K · q8_K
+// As q4_K with a fifth bit per element from qh: bit 2j of qh[l] tops element l of sub-block 2j's low
+// nibbles, bit 2j+1 the high ones. q in 0..31, |pair| ≤ 2·31·127 fits i16.
+AVX2 static float dot_q5_K_q8_K(int64_t n, const void *w, const void *a) {
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        for (int l = 0; l < (int)sizeof(block_q5_K); l += 64) _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + l, _MM_HINT_T0);
+        uint8_t sc[8], m[8];
+        q4_K_scales(x[i].scales, sc, m);   // the same 12-byte packing of 6-bit scales and mins
+        const uint8_t *q = x[i].qs;
+        const int8_t *q8 = y[i].qs;
+        const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m256i isum = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4);
+            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4);
+            const __m256i lo = _mm256_or_si256(_mm256_and_si256(qb, low4), h0);
+            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4), h1);
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
+            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * j])));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * j + 1])));
+        }
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        const __m256i mm = _mm256_cvtepu8_epi16(_mm_set_epi8(m[7], m[7], m[6], m[6], m[5], m[5], m[4], m[4],
+                                                              m[3], m[3], m[2], m[2], m[1], m[1], m[0], m[0]));
+        const int msum = hsum_epi32(_mm256_madd_epi16(bs, mm));
+        const float dy = y[i].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * dy), _mm256_cvtepi32_ps(isum), acc);
+        mins += h2f(x[i].dmin) * dy * (float)msum;
+    }
+    return hsum_ps(acc) - mins;
+}
+
+// ------------------------------------------------------------------------- q4_1, q5_0, q5_1
+// 32 bits of qh → 32 bytes, 0x10 where element i's bit is set.
+AVX2 static inline __m256i high_bits32(const uint8_t qh[4]) {
+    uint32_t bits;
+    memcpy(&bits, qh, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
+    const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask), _mm256_set1_epi8(0x10));
+}
+
+// Σ q y over one block as i32 lanes, q unsigned (u8) and y the activation bytes.
+AVX2 static inline __m256 block_sum(__m256i q, const int8_t *ys) {
+    const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)ys));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+// q5_0: (q − 16) with q = nibble | high bit · 16; Σ (q − 16) y = Σ q y − 16 Σ y.
+AVX2 static float dot_q5_0_q8_0(int64_t n, const void *w, const void *a) {
+    const block_q5_0 *x = w;
+    const block_q8_0 *y = a;
+    const __m256i sixteen = _mm256_set1_epi8(16);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
+        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
+        const __m256i q = _mm256_or_si256(nibbles32(x[i].qs), high_bits32(x[i].qh));
+        const __m256 s = _mm256_sub_ps(block_sum(q, y[i].qs), block_sum(sixteen, y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), s, acc);
+    }
+    return hsum_ps(acc);
+}
+
+// q4_1 / q5_1: d q + m;  Σ (d q + m)(dy y) = d dy Σ q y + m dy Σ y. Σ y is summed from the bytes rather than
+// taken from q8_1's f16 s (llama.cpp's shortcut), which would round it to 11 bits.
+AVX2 static float dot_q4_1_q8_1(int64_t n, const void *w, const void *a) {
+    const block_q4_1 *x = w;
+    const block_q8_1 *y = a;
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
+        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
+        const float dy = h2f(y[i].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * dy), block_sum(nibbles32(x[i].qs), y[i].qs), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].m) * dy), block_sum(ones, y[i].qs), acc);
+    }
+    return hsum_ps(acc);
+}
+
+AVX2 static float dot_q5_1_q8_1(int64_t n, const void *w, const void *a) {
+    const block_q5_1 *x = w;
+    const block_q8_1 *y = a;
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
+        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
+        const float dy = h2f(y[i].d);
+        const __m256i q = _mm256_or_si256(nibbles32(x[i].qs), high_bits32(x[i].qh));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * dy), block_sum(q, y[i].qs), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].m) * dy), block_sum(ones, y[i].qs), acc);
+    }
+    return hsum_ps(acc);
+}
+
 // ------------------------------------------------------------------------------- q6_K · q8_K
 // 256-block = 16 sub-blocks of 16 with int8 scales; q in 0..63 stands for q − 32:
 //   sum = d·dy · (Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y)
@@ -406,6 +508,10 @@ void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]) {
     table[BONSAI_TYPE_Q8_0] = dot_q8_0_q8_0;
     table[BONSAI_TYPE_Q4_K] = dot_q4_K_q8_K;
     table[BONSAI_TYPE_Q6_K] = dot_q6_K_q8_K;
+    table[BONSAI_TYPE_Q5_K] = dot_q5_K_q8_K;
+    table[BONSAI_TYPE_Q5_0] = dot_q5_0_q8_0;
+    table[BONSAI_TYPE_Q4_1] = dot_q4_1_q8_1;
+    table[BONSAI_TYPE_Q5_1] = dot_q5_1_q8_1;
 }
 #endif
 

@@ -50,4 +50,31 @@ final class FastPathTests: XCTestCase {
     func testQ8_0() throws { try check("q8_0") }
     func testQ4_0() throws { try check("q4_0") }
     func testQ4_K_M() throws { try check("q4_K_M") }
+
+    /// Types whose int8 kernels have no shipped file: we quantize the fixture (byte-identical to
+    /// llama-quantize, QuantizeTests) and measure how far our int8 path moves the per-position logsumexp
+    /// from the exact f32 computation on the same weights (hf_dequant_<type>), against how far llama.cpp's
+    /// int8 path moves it (gguf_<type>, same positions). Mean over all 692 positions (the max of such noise
+    /// swings by ±30% between two roundings). Measured ratios ours/llama.cpp: q4_1 0.98, q5_0 1.01,
+    /// q5_1 1.02, q5_K_M 1.00, q6_K 1.12 (q6_K's kernel predates this test; the gap is not explained yet).
+    /// We require ≤ 1.2: a wrong scale, offset or high bit in a kernel moves these means by ≥ 2×.
+    func testTypesWithoutAShippedFile() throws {
+        for key in ["q4_1", "q5_0", "q5_1", "q5_K_M", "q6_K"] {
+            let m = try Models.load(key)
+            let exact = try Fixtures.reference("hf_dequant_\(key)"), llama = try Fixtures.reference("gguf_\(key)")
+            var ours = 0.0, theirs = 0.0, worst: Float = 0, n = 0
+            for (i, p) in try Fixtures.prompts().enumerated() {
+                let lse = try Models.allLogits(m, p.ids).map(Models.logSumExp)
+                let e = try XCTUnwrap(exact.logsumexp(i)), l = try XCTUnwrap(llama.logsumexp(i))
+                for j in lse.indices {
+                    ours += Double(abs(lse[j] - e[j]))
+                    theirs += Double(abs(l[j] - e[j]))
+                    n += 1
+                }
+                worst = max(worst, maxAbsDiff(lse, e))
+            }
+            print("fast \(key): mean |Δ logsumexp| from exact f32 on the same weights: ours \(ours / Double(n)), llama.cpp \(theirs / Double(n)) (our max \(worst))")
+            XCTAssertLessThanOrEqual(ours, theirs * 1.2, key)
+        }
+    }
 }

@@ -20,6 +20,10 @@ enum Models {
         case "f16":
             path = Fixtures.temporaryPath("model-f16.gguf")
             try Quantize.run(input: try Fixtures.path("hf"), output: path, scheme: .f16)
+        case "q4_1", "q5_0", "q5_1", "q5_K_M", "q6_K":
+            // not shipped; our quantizer writes llama-quantize's bytes (QuantizeTests), i.e. the files behind refs/gguf_<key>
+            path = Fixtures.temporaryPath("model-\(key).gguf")
+            try Quantize.run(input: try Fixtures.path("hf"), output: path, scheme: try XCTUnwrap(QuantScheme(name: key)))
         case "q8_0-fused-qkv":
             path = Fixtures.temporaryPath("model-q8_0-fused-qkv.gguf")
             try GGUFExport.fuseQKV(gguf: GGUFFile(path: try Fixtures.path("gguf/model-q8_0.gguf")), to: path)
