@@ -19,21 +19,21 @@ import CBonsai
 //   dx = dx' + ln_backward(dh).
 
 /// What the backward pass of one block needs from its forward pass.
+/// (a, m and gelu(p) are not kept: the first two are only added into x, the last is recomputed from p.)
 final class BlockActivations {
-    let x, h, q, k, v, attn, a, m: FloatBuffer      // [T, d]
+    let x, h, q, k, v, attn: FloatBuffer            // [T, d]
     let mean, rstd: FloatBuffer                     // [T]
     let probs: FloatBuffer                          // [H, T, T]
-    let p, g: FloatBuffer                           // [T, f]: fc1 output before and after gelu
+    let p: FloatBuffer                              // [T, f]: fc1 output before gelu
     var u: [LoRATarget: FloatBuffer] = [:]          // [T, r] = input A^T, per adapted linear
 
     init(config c: Phi2Config, maxTokens T: Int, ranks: [LoRATarget: Int]) {
         let d = c.hidden_size, f = c.intermediate_size
-        (x, h, q, k, v, attn, a, m) = (FloatBuffer(count: T * d), FloatBuffer(count: T * d), FloatBuffer(count: T * d),
-                                       FloatBuffer(count: T * d), FloatBuffer(count: T * d), FloatBuffer(count: T * d),
-                                       FloatBuffer(count: T * d), FloatBuffer(count: T * d))
+        (x, h, q, k, v, attn) = (FloatBuffer(count: T * d), FloatBuffer(count: T * d), FloatBuffer(count: T * d),
+                                 FloatBuffer(count: T * d), FloatBuffer(count: T * d), FloatBuffer(count: T * d))
         (mean, rstd) = (FloatBuffer(count: T), FloatBuffer(count: T))
         probs = FloatBuffer(count: c.num_attention_heads * T * T)
-        (p, g) = (FloatBuffer(count: T * f), FloatBuffer(count: T * f))
+        p = FloatBuffer(count: T * f)
         for (t, r) in ranks { u[t] = FloatBuffer(count: T * r) }
     }
 }
@@ -62,6 +62,8 @@ public final class Phi2Training: @unchecked Sendable {
     let blockInputs: [FloatBuffer]                  // x at each trainable block's input (checkpointing)
     let x, dx, dh, dq, dk, dv, dattn: FloatBuffer   // [T, d]
     let dg: FloatBuffer                             // [T, f]
+    let a, m: FloatBuffer                           // [T, d]: the block's two branch outputs, shared by all blocks
+    let g: FloatBuffer                              // [T, f]: gelu(p), made again where it is needed
     let finalX, finalH, finalMean, finalRstd: FloatBuffer
     let loraScratch: FloatBuffer                    // [2 T r]
     var logits: FloatBuffer                         // [targets, vocab], grown as needed
@@ -89,6 +91,7 @@ public final class Phi2Training: @unchecked Sendable {
                                           FloatBuffer(count: T * d), FloatBuffer(count: T * d), FloatBuffer(count: T * d),
                                           FloatBuffer(count: T * d))
         dg = FloatBuffer(count: T * c.intermediate_size)
+        (a, m, g) = (FloatBuffer(count: T * d), FloatBuffer(count: T * d), FloatBuffer(count: T * c.intermediate_size))
         (finalX, finalH) = (FloatBuffer(count: T * d), FloatBuffer(count: T * d))
         (finalMean, finalRstd) = (FloatBuffer(count: T), FloatBuffer(count: T))
         loraScratch = FloatBuffer(count: 2 * T * max(ranks.values.max() ?? 1, 1)
@@ -174,11 +177,11 @@ public final class Phi2Training: @unchecked Sendable {
         bonsai_attention_forward(tmp.attn.pointer, tmp.q.pointer, Int64(d), tmp.k.pointer, tmp.v.pointer, Int64(T), 0,
                                  Int32(c.num_attention_heads), Int32(c.head_dim), 1 / Float(c.head_dim).squareRoot(),
                                  scores.pointer)
-        b.dense.multiply(tmp.attn.pointer, count: T, into: tmp.a.pointer, bias: b.dense_bias.pointer)
-        b.fc1.multiply(tmp.h.pointer, count: T, into: tmp.g.pointer, bias: b.fc1_bias.pointer)
-        bonsai_gelu_forward(tmp.g.pointer, Int64(T * c.intermediate_size))
-        b.fc2.multiply(tmp.g.pointer, count: T, into: tmp.m.pointer, bias: b.fc2_bias.pointer)
-        bonsai_add3(x.pointer, tmp.a.pointer, tmp.m.pointer, Int64(T * d))
+        b.dense.multiply(tmp.attn.pointer, count: T, into: a.pointer, bias: b.dense_bias.pointer)
+        b.fc1.multiply(tmp.h.pointer, count: T, into: g.pointer, bias: b.fc1_bias.pointer)
+        bonsai_gelu_forward(g.pointer, Int64(T * c.intermediate_size))
+        b.fc2.multiply(g.pointer, count: T, into: m.pointer, bias: b.fc2_bias.pointer)
+        bonsai_add3(x.pointer, a.pointer, m.pointer, Int64(T * d))
     }
 
     private func rotate(_ s: BlockActivations, T: Int) {
@@ -229,12 +232,12 @@ public final class Phi2Training: @unchecked Sendable {
         rotate(s, T: T)
         bonsai_attention_train_forward(s.attn.pointer, s.probs.pointer, s.q.pointer, s.k.pointer, s.v.pointer, Int64(T),
                                        Int32(c.num_attention_heads), Int32(c.head_dim), 1 / Float(c.head_dim).squareRoot())
-        linear(l, .dense, b.dense, b.dense_bias, x: s.attn, y: s.a, s: s, T: T)
+        linear(l, .dense, b.dense, b.dense_bias, x: s.attn, y: a, s: s, T: T)
         linear(l, .fc1, b.fc1, b.fc1_bias, x: s.h, y: s.p, s: s, T: T)
-        s.g.pointer.update(from: s.p.pointer, count: T * c.intermediate_size)
-        bonsai_gelu_forward(s.g.pointer, Int64(T * c.intermediate_size))
-        linear(l, .fc2, b.fc2, b.fc2_bias, x: s.g, y: s.m, s: s, T: T)
-        bonsai_add3(x.pointer, s.a.pointer, s.m.pointer, Int64(T * d))
+        g.pointer.update(from: s.p.pointer, count: T * c.intermediate_size)
+        bonsai_gelu_forward(g.pointer, Int64(T * c.intermediate_size))
+        linear(l, .fc2, b.fc2, b.fc2_bias, x: g, y: m, s: s, T: T)
+        bonsai_add3(x.pointer, a.pointer, m.pointer, Int64(T * d))
     }
 
     /// From dx = d loss / d(block output) to d loss / d(block input), in place; pair gradients accumulate.
@@ -244,7 +247,11 @@ public final class Phi2Training: @unchecked Sendable {
         // and the LayerNorm backward, ~58% of a block's backward products) is never needed.
         let below = l > firstTrainable ? dh : nil
         // MLP: m = fc2(gelu(fc1(h)))
-        linearBackward(l, .fc2, b.fc2, dy: dx, x: s.g, dx: dg, accumulate: false, s: s, T: T)
+        if adapter.pairs[l][.fc2] != nil {   // fc2's pair needs its input gelu(p) again
+            g.pointer.update(from: s.p.pointer, count: T * f)
+            bonsai_gelu_forward(g.pointer, Int64(T * f))
+        }
+        linearBackward(l, .fc2, b.fc2, dy: dx, x: g, dx: dg, accumulate: false, s: s, T: T)
         bonsai_gelu_backward(dg.pointer, s.p.pointer, dg.pointer, Int64(T * f))
         linearBackward(l, .fc1, b.fc1, dy: dg, x: s.h, dx: below, accumulate: false, s: s, T: T)
         // attention: a = dense(attn(rope(q), rope(k), v))
