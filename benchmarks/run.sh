@@ -7,23 +7,10 @@
 # llama.cpp comes from PyPI (llama-cpp-python compiles it) into benchmarks/.venv (ignored by git).
 # Models are synthesized with `bonsai synth` into benchmarks/out/ (2-3 GB each, ignored by git).
 # Prints a markdown table with the ratios; copy it into benchmarks/RESULTS.md with the date.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh" "llama_cpp, numpy, gguf" "llama-cpp-python numpy gguf"
 THREADS="${THREADS:-2}"
 TYPES="${TYPES:-q4_0 q8_0 q4_K_M}"
 REPS="${REPS:-3}"
-OUT=benchmarks/out
-mkdir -p "$OUT"
-
-swift build -c release >/dev/null
-BONSAI=.build/release/bonsai
-
-if [ ! -x benchmarks/.venv/bin/python ]; then
-    python3 -m venv benchmarks/.venv
-    benchmarks/.venv/bin/pip install -q --upgrade pip
-fi
-benchmarks/.venv/bin/python -c "import llama_cpp, numpy, gguf" 2>/dev/null ||
-    benchmarks/.venv/bin/pip install -q llama-cpp-python numpy gguf
 
 MODELS=()
 for t in $TYPES; do

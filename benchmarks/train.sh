@@ -7,21 +7,10 @@
 #
 # PyTorch, transformers and PEFT come from PyPI into benchmarks/.venv (ignored by git). PyTorch needs
 # ~12 GB of RAM for the fp32 model; the synthesized Q4_0 file goes to benchmarks/out/ (1.6 GB, ignored).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh" "torch, transformers, peft" "torch transformers peft"
 THREADS="${THREADS:-2}"
 STEPS="${STEPS:-4}"
-OUT=benchmarks/out
-mkdir -p "$OUT"
 
-swift build -c release >/dev/null
-BONSAI=.build/release/bonsai
-if [ ! -x benchmarks/.venv/bin/python ]; then
-    python3 -m venv benchmarks/.venv
-    benchmarks/.venv/bin/pip install -q --upgrade pip
-fi
-benchmarks/.venv/bin/python -c "import torch, transformers, peft" 2>/dev/null ||
-    benchmarks/.venv/bin/pip install -q torch transformers peft
 MODEL="$OUT/phi2-synth-q4_0.gguf"
 [ -f "$MODEL" ] || "$BONSAI" synth --type q4_0 "$MODEL"
 

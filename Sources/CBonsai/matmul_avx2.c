@@ -104,74 +104,64 @@ static inline void q4_K_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
     }
 }
 
+// One 256-block of q4_K or q5_K against q8_K: isum = Σ_s sc_s Σ q y (i32 lanes) and msum = Σ_s m_s Σ y.
+// q5_K's fifth bit comes from qh: bit 2j of qh[l] tops element l of sub-block 2j (the low nibbles),
+// bit 2j+1 that of sub-block 2j+1; qh NULL (q4_K) compiles the bit away. q ≤ 31: |pair| ≤ 2·31·127 fits i16.
+AVX2 static inline void k4_block(const uint8_t scales[12], const uint8_t *q, const uint8_t *qh, const block_q8_K *y,
+                                 __m256i *isum_out, int *msum_out) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    uint8_t sc[8], m[8];
+    q4_K_scales(scales, sc, m);   // q4_K and q5_K pack their 6-bit scales and mins alike
+    const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    __m256i isum = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+        __m256i lo = _mm256_and_si256(qb, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
+        if (qh) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+        }
+        const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j)));
+        const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j + 32)));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * j])));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * j + 1])));
+    }
+    // Σ_s m_s (bsums[2s] + bsums[2s+1])
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    const __m256i mm = _mm256_cvtepu8_epi16(_mm_set_epi8(m[7], m[7], m[6], m[6], m[5], m[5], m[4], m[4],
+                                                          m[3], m[3], m[2], m[2], m[1], m[1], m[0], m[0]));
+    *isum_out = isum;
+    *msum_out = hsum_epi32(_mm256_madd_epi16(bs, mm));
+}
+
 AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
     const block_q4_K *x = w;
     const block_q8_K *y = a;
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
         for (int l = 0; l < (int)sizeof(block_q4_K); l += 64) _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + l, _MM_HINT_T0);
-        uint8_t sc[8], m[8];
-        q4_K_scales(x[i].scales, sc, m);
-        const uint8_t *q = x[i].qs;
-        const int8_t *q8 = y[i].qs;
-        __m256i isum = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
-            const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-            const __m256i lo = _mm256_and_si256(qb, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
-            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
-            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * j])));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * j + 1])));
-        }
-        // Σ_s m_s (bsums[2s] + bsums[2s+1])
-        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const __m256i mm = _mm256_cvtepu8_epi16(_mm_set_epi8(m[7], m[7], m[6], m[6], m[5], m[5], m[4], m[4],
-                                                              m[3], m[3], m[2], m[2], m[1], m[1], m[0], m[0]));
-        const int msum = hsum_epi32(_mm256_madd_epi16(bs, mm));
-        const float dy = y[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * dy), _mm256_cvtepi32_ps(isum), acc);
-        mins += h2f(x[i].dmin) * dy * (float)msum;
+        __m256i isum;
+        int msum;
+        k4_block(x[i].scales, x[i].qs, NULL, &y[i], &isum, &msum);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(isum), acc);
+        mins += h2f(x[i].dmin) * y[i].d * (float)msum;
     }
     return hsum_ps(acc) - mins;
 }
 
-// ------------------------------------------------------------------------------- q5_K · q8_K
-// As q4_K with a fifth bit per element from qh: bit 2j of qh[l] tops element l of sub-block 2j's low
-// nibbles, bit 2j+1 the high ones. q in 0..31, |pair| ≤ 2·31·127 fits i16.
 AVX2 static float dot_q5_K_q8_K(int64_t n, const void *w, const void *a) {
     const block_q5_K *x = w;
     const block_q8_K *y = a;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
         for (int l = 0; l < (int)sizeof(block_q5_K); l += 64) _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + l, _MM_HINT_T0);
-        uint8_t sc[8], m[8];
-        q4_K_scales(x[i].scales, sc, m);   // the same 12-byte packing of 6-bit scales and mins
-        const uint8_t *q = x[i].qs;
-        const int8_t *q8 = y[i].qs;
-        const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].qh);
-        __m256i isum = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4);
-            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4);
-            const __m256i lo = _mm256_or_si256(_mm256_and_si256(qb, low4), h0);
-            const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), low4), h1);
-            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j)));
-            const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 64 * j + 32)));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * j])));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * j + 1])));
-        }
-        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const __m256i mm = _mm256_cvtepu8_epi16(_mm_set_epi8(m[7], m[7], m[6], m[6], m[5], m[5], m[4], m[4],
-                                                              m[3], m[3], m[2], m[2], m[1], m[1], m[0], m[0]));
-        const int msum = hsum_epi32(_mm256_madd_epi16(bs, mm));
-        const float dy = y[i].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * dy), _mm256_cvtepi32_ps(isum), acc);
-        mins += h2f(x[i].dmin) * dy * (float)msum;
+        __m256i isum;
+        int msum;
+        k4_block(x[i].scales, x[i].qs, x[i].qh, &y[i], &isum, &msum);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(isum), acc);
+        mins += h2f(x[i].dmin) * y[i].d * (float)msum;
     }
     return hsum_ps(acc) - mins;
 }
