@@ -5,6 +5,7 @@
 // type has one), and one float multiply per block by the two block scales. Tested against the reference.
 #include "bonsai.h"
 #include "simd.h"
+#include <stddef.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -416,35 +417,62 @@ AVX2 static inline __m256i bcast_dot(const uint8_t *u, const int8_t (*A)[32], in
     return s;
 }
 
-AVX2 static void gemm4x8_q4_K(int64_t n, const void *w, size_t ws, const void *act8, float out[4][8]) {
+// Four q4_K or q5_K rows × 8 tokens. Rows are unpacked to bytes in element order (q5_K's fifth bit from qh,
+// as in k4_block), then every group of 4 bytes is broadcast against the 8 tokens' 4 bytes. q5_K's q ≤ 31
+// would overflow i16 over 8 groups, so each sub-block of 32 is summed as two halves of 4 groups.
+AVX2 static inline void gemm4x8_k4(int64_t n, const void *w, size_t ws, size_t block_bytes, size_t qs_off, long qh_off,
+                                   const void *act8, float out[4][8]) {
     const act8k_block *A = act8;
-    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     for (int r = 0; r < 4; r++) {
-        const block_q4_K *x = (const block_q4_K *)((const char *)w + r * ws);
+        const char *row = (const char *)w + r * ws;
         __m256 acc = _mm256_setzero_ps();
         _Alignas(32) uint8_t u[256];
         for (int64_t b = 0; b < n / BONSAI_QKK; b++) {
+            const char *blk = row + b * block_bytes;
+            const block_q4_K *hdr = (const block_q4_K *)blk;   // d, dmin, scales: the same offsets in q5_K
+            const uint8_t *qs = (const uint8_t *)blk + qs_off;
+            const __m256i hbits = qh_off >= 0 ? _mm256_loadu_si256((const __m256i *)(blk + qh_off)) : _mm256_setzero_si256();
             uint8_t sc[8], m[8];
-            q4_K_scales(x[b].scales, sc, m);
+            q4_K_scales(hdr->scales, sc, m);
             for (int j = 0; j < 4; j++) {   // element order: 32 low nibbles, then 32 high, per 64
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * j));
-                _mm256_store_si256((__m256i *)(u + 64 * j), _mm256_and_si256(q, low4));
-                _mm256_store_si256((__m256i *)(u + 64 * j + 32), _mm256_and_si256(_mm256_srli_epi16(q, 4), low4));
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+                __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+                if (qh_off >= 0) {
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+                }
+                _mm256_store_si256((__m256i *)(u + 64 * j), lo);
+                _mm256_store_si256((__m256i *)(u + 64 * j + 32), hi);
             }
             __m256i isum = _mm256_setzero_si256();
             __m256 msum = _mm256_setzero_ps();
-            for (int s = 0; s < 8; s++) {   // sub-blocks of 32: 8 groups of 4, |i16| ≤ 8 · 2 · 15 · 127
-                const __m256i p = bcast_dot(u + 32 * s, A[b].qs + 8 * s, 8);
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, _mm256_set1_epi16(sc[s])));
+            for (int s = 0; s < 8; s++) {   // sub-blocks of 32: |i16| ≤ 8 · 2 · 15 · 127 (q4_K), 4 · 2 · 31 · 127 (q5_K)
+                __m256i p;
+                if (qh_off >= 0) {
+                    p = _mm256_add_epi32(_mm256_madd_epi16(bcast_dot(u + 32 * s, A[b].qs + 8 * s, 4), _mm256_set1_epi16(sc[s])),
+                                         _mm256_madd_epi16(bcast_dot(u + 32 * s + 16, A[b].qs + 8 * s + 4, 4), _mm256_set1_epi16(sc[s])));
+                } else {
+                    p = _mm256_madd_epi16(bcast_dot(u + 32 * s, A[b].qs + 8 * s, 8), _mm256_set1_epi16(sc[s]));
+                }
+                isum = _mm256_add_epi32(isum, p);
                 msum = _mm256_fmadd_ps(_mm256_set1_ps((float)m[s]),
                                        _mm256_add_ps(_mm256_load_ps(A[b].sum16[2 * s]), _mm256_load_ps(A[b].sum16[2 * s + 1])), msum);
             }
             const __m256 dy = _mm256_load_ps(A[b].d);
-            acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(x[b].d)), dy), _mm256_cvtepi32_ps(isum), acc);
-            acc = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(x[b].dmin)), dy), msum, acc);
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(hdr->d)), dy), _mm256_cvtepi32_ps(isum), acc);
+            acc = _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(h2f(hdr->dmin)), dy), msum, acc);
         }
         _mm256_storeu_ps(out[r], acc);
     }
+}
+
+AVX2 static void gemm4x8_q4_K(int64_t n, const void *w, size_t ws, const void *act8, float out[4][8]) {
+    gemm4x8_k4(n, w, ws, sizeof(block_q4_K), offsetof(block_q4_K, qs), -1, act8, out);
+}
+
+AVX2 static void gemm4x8_q5_K(int64_t n, const void *w, size_t ws, const void *act8, float out[4][8]) {
+    gemm4x8_k4(n, w, ws, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), act8, out);
 }
 
 AVX2 static void gemm4x8_q6_K(int64_t n, const void *w, size_t ws, const void *act8, float out[4][8]) {
@@ -485,6 +513,7 @@ AVX2 static void gemm4x8_q6_K(int64_t n, const void *w, size_t ws, const void *a
 void bonsai_register_avx2_gemm8(bonsai_gemm4x8_fn table[BONSAI_TYPE_COUNT]) {
     table[BONSAI_TYPE_Q4_0] = gemm4x8_q4_0;
     table[BONSAI_TYPE_Q4_K] = gemm4x8_q4_K;
+    table[BONSAI_TYPE_Q5_K] = gemm4x8_q5_K;
     table[BONSAI_TYPE_Q6_K] = gemm4x8_q6_K;
 }
 

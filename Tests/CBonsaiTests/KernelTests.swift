@@ -74,7 +74,7 @@ final class BlockedMatmulTests: XCTestCase {
         var rng = SplitMix(seed: 3)
         bonsai_set_math(BONSAI_MATH_FAST)
         defer { bonsai_set_math(BONSAI_MATH_F32) }
-        for type in [TensorType.q4_0, .q8_0, .q4_K, .q6_K] {
+        for type in [TensorType.q4_0, .q8_0, .q4_K, .q5_K, .q6_K, .q5_0, .q4_1, .q5_1] {
             for (rows, T) in [(37, 21), (64, 8), (6, 131)] {
                 let cols = 512
                 let rowBytes = type.byteCount(elements: cols)!
