@@ -11,6 +11,19 @@ public struct Checkpoint {
 
     public static func folder(adapterPath: String) -> String { adapterPath + "/checkpoints" }
 
+    init(step: Int, path: String) {
+        self.step = step
+        self.path = path
+    }
+
+    /// A checkpoint folder named by the user (its trainer_state.json says which step it holds).
+    public init(path: String) throws {
+        let p = path.hasSuffix("/") ? String(path.dropLast()) : path
+        self.init(step: 0, path: p)
+        guard let s = try state()["step"] as? Int, s >= 0 else { throw TrainError.checkpoint("\(p)/trainer_state.json has no step") }
+        self.init(step: s, path: p)
+    }
+
     static func name(step: Int) -> String { String(format: "step-%07d", step) }
 
     /// The newest complete checkpoint under an adapter folder, if any.

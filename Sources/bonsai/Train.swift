@@ -21,7 +21,7 @@ struct Train: ParsableCommand {
 
           bonsai train --model phi-2.Q4_0.gguf --data data/ --adapter-path adapters/ --iters 200
           bonsai train --config train.yaml --learning-rate 2e-4      (flags override the file)
-          bonsai train --config train.yaml --resume                   (after Ctrl-C)
+          bonsai train --config train.yaml --resume                   (after Ctrl-C; --resume-from picks a checkpoint)
 
         The adapter folder receives adapter_config.json + adapter_model.safetensors (PEFT: \
         PeftModel.from_pretrained loads it), adapter.gguf (llama.cpp: --lora), metrics.jsonl, and \
@@ -74,6 +74,8 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("skip-bad"), help: "Skip (and count) malformed JSONL lines instead of stopping at the first.")
     var skipBad = false
     @Flag(name: .long, help: "Continue from the newest checkpoint in --adapter-path.") var resume = false
+    @Option(name: .customLong("resume-from"), help: "Continue from this checkpoint folder (checkpoints/step-N) instead of the newest.")
+    var resumeFrom: String?
     @Flag(name: .customLong("show-example"), help: "Print how the first training example is rendered and masked, then exit.")
     var showExample = false
     @Flag(name: .customLong("f32-math"), help: "Exact f32 forward (slower); default: int8 kernels for the frozen base.")
@@ -136,7 +138,7 @@ struct Train: ParsableCommand {
                 try ShowExample.print(file: files.train, tokenizer: tokenizer, config: c)
                 return
             }
-            let checkpoint = Checkpoint.latest(adapterPath: c.adapterPath)
+            let checkpoint = try resumeFrom.map { try Checkpoint(path: $0) } ?? Checkpoint.latest(adapterPath: c.adapterPath)
             if resume, checkpoint == nil {
                 throw TrainError.option("--resume: no checkpoint in \(Checkpoint.folder(adapterPath: c.adapterPath))")
             }
@@ -155,7 +157,7 @@ struct Train: ParsableCommand {
             let adapter = Trainer.freshAdapter(config: loaded.model.config, c)
             let trainer = try Trainer(config: c, model: loaded.model, adapter: adapter, train: train, valid: valid)
             try FileManager.default.createDirectory(atPath: c.adapterPath, withIntermediateDirectories: true)
-            if resume, let cp = checkpoint {
+            if resume || resumeFrom != nil, let cp = checkpoint {
                 try trainer.resume(from: cp)
                 printErr("resumed from \(cp.path) (step \(cp.step))")
             }

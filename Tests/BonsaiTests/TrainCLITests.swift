@@ -125,6 +125,10 @@ extension CLITests {
         XCTAssertTrue(stderr.contains("--resume"), stderr)
         let step = (try? FileManager.default.contentsOfDirectory(atPath: out + "/checkpoints"))?.compactMap { Int($0.dropFirst(5)) }.max() ?? 0
         XCTAssertGreaterThanOrEqual(step, 3)
+        // an older checkpoint can be named explicitly; a folder that is not one is a one-line error
+        let bad = try bonsai(["train", "-m", base, "--data", data, "--adapter-path", out, "--resume-from", data])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
         let r = try bonsai(["train", "-m", base, "--data", data, "--adapter-path", out, "--iters", "\(step + 2)", "--resume"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("resumed from"), r.stderr)
