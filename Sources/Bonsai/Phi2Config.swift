@@ -17,6 +17,21 @@ public struct Phi2Config: Equatable, Sendable {
     public var head_dim: Int { hidden_size / num_attention_heads }
 
     /// From a Hugging Face config.json (model_type "phi").
+    /// config.json as transformers writes it for PhiForCausalLM (microsoft/phi-2's keys).
+    public func hfConfig(torchDtype: String) -> [String: Any] {
+        [
+            "architectures": ["PhiForCausalLM"], "model_type": "phi",
+            "hidden_size": hidden_size, "intermediate_size": intermediate_size,
+            "num_hidden_layers": num_hidden_layers, "num_attention_heads": num_attention_heads,
+            "num_key_value_heads": num_key_value_heads,
+            "partial_rotary_factor": Double(rotary_dim) / Double(head_dim), "rope_theta": Double(rope_theta),
+            "rope_scaling": NSNull(), "layer_norm_eps": Double(layer_norm_eps), "vocab_size": vocab_size,
+            "max_position_embeddings": max_position_embeddings, "hidden_act": "gelu_new", "qk_layernorm": false,
+            "bos_token_id": 50256, "eos_token_id": 50256, "tie_word_embeddings": false, "torch_dtype": torchDtype,
+            "attention_dropout": 0.0, "embd_pdrop": 0.0, "resid_pdrop": 0.1, "initializer_range": 0.02, "use_cache": true,
+        ]
+    }
+
     /// The config of a model path: a Hugging Face folder's config.json or a GGUF's phi2.* keys.
     public static func load(path: String) throws -> Phi2Config {
         if HFRepo.looksLikeRepo(path) { return try Phi2Config(hf: HFRepo.readJSONObject(path + "/config.json"), path: path + "/config.json") }

@@ -46,15 +46,15 @@ public enum Merge {
     /// files (config, tokenizer), adapted weights merged and written in their dtype (or `dtype`: F16, BF16, F32).
     public static func toHF(base: String, adapter: LoRAAdapter, output: String, dtype: String? = nil,
                             progress: ((Int, Int) -> Void)? = nil) throws {
-        guard HFRepo.looksLikeRepo(base) else {
-            throw TrainError.option("an HF folder output needs an HF folder base (\(base) is not one); write a .gguf instead")
-        }
         let fm = FileManager.default
         if fm.fileExists(atPath: output) {
             guard ((try? fm.contentsOfDirectory(atPath: output)) ?? ["?"]).isEmpty else {
                 throw TrainError.option("\(output) exists and is not empty; choose a new folder")
             }
             try fm.removeItem(atPath: output)
+        }
+        guard HFRepo.looksLikeRepo(base) else {
+            return try ggufToHF(base: base, adapter: adapter, output: output, dtype: dtype ?? "F16", progress: progress)
         }
         let repo = try HFRepo(path: base)
         let config = try Phi2Config(hf: repo.config, path: base + "/config.json")
@@ -113,5 +113,104 @@ public enum Merge {
             }
         }
         try fm.moveItem(atPath: tmp, toPath: output)
+    }
+
+    /// A GGUF base (any type, split or fused q/k/v) → an HF folder: every weight dequantized exactly,
+    /// merged, and written as `dtype` under its checkpoint name; config.json and the tokenizer files are
+    /// written from the GGUF's metadata. Shards of at most ~4 GB, with an index when there are several.
+    static func ggufToHF(base: String, adapter: LoRAAdapter, output: String, dtype: String,
+                         progress: ((Int, Int) -> Void)?) throws {
+        let types: [String: TensorType] = ["F16": .f16, "BF16": .bf16, "F32": .f32]
+        guard let type = types[dtype] else { throw TrainError.option("--dtype is F16, BF16 or F32, not \(dtype)") }
+        let loaded = try ModelLoader.load(path: base)
+        let m = loaded.model, c = m.config
+        enum Source { case matrix(QuantizedMatrix, gguf: String), vector(FloatBuffer) }
+        var tensors: [(name: String, shape: [Int], source: Source)] = []
+        func matrix(_ name: String, _ q: QuantizedMatrix, _ gguf: String) { tensors.append((name, [q.rows, q.cols], .matrix(q, gguf: gguf))) }
+        func vector(_ name: String, _ v: FloatBuffer) { tensors.append((name, [v.count], .vector(v))) }
+        matrix("model.embed_tokens.weight", m.embed_tokens, "token_embd.weight")
+        for (l, b) in m.layers.enumerated() {
+            let p = "model.layers.\(l).", g = "blk.\(l)."
+            vector(p + "input_layernorm.weight", b.input_layernorm_weight)
+            vector(p + "input_layernorm.bias", b.input_layernorm_bias)
+            for (t, w, bias) in [(LoRATarget.q_proj, b.q_proj, b.q_proj_bias), (.k_proj, b.k_proj, b.k_proj_bias),
+                                 (.v_proj, b.v_proj, b.v_proj_bias), (.dense, b.dense, b.dense_bias),
+                                 (.fc1, b.fc1, b.fc1_bias), (.fc2, b.fc2, b.fc2_bias)] {
+                matrix(p + t.hfModule + ".weight", w, g + t.ggufName + ".weight")
+                vector(p + t.hfModule + ".bias", bias)
+            }
+        }
+        vector("model.final_layernorm.weight", m.final_layernorm_weight)
+        vector("model.final_layernorm.bias", m.final_layernorm_bias)
+        matrix("lm_head.weight", m.lm_head, "output.weight")
+        vector("lm_head.bias", m.lm_head_bias)
+
+        // shards in this order, a new one when the current would pass ~4 GB
+        let limit = 4 << 30
+        var shards: [[Int]] = [[]], size = 0, total = 0
+        for (i, t) in tensors.enumerated() {
+            let bytes = type.byteCount(elements: t.shape.reduce(1, *))!
+            if size > 0, size + bytes > limit { shards.append([]); size = 0 }
+            shards[shards.count - 1].append(i)
+            size += bytes
+            total += bytes
+        }
+        let fm = FileManager.default
+        let tmp = output + ".tmp-\(getpid())"
+        try? fm.removeItem(atPath: tmp)
+        try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        var weightMap: [String: String] = [:]
+        for (k, shard) in shards.enumerated() {
+            let file = shards.count == 1 ? "model.safetensors" : String(format: "model-%05d-of-%05d.safetensors", k + 1, shards.count)
+            var w = SafetensorsWriter()
+            w.metadata = ["format": "pt"]
+            for i in shard {
+                let t = tensors[i]
+                weightMap[t.name] = file
+                w.add(t.name, dtype: dtype, shape: t.shape, byteCount: type.byteCount(elements: t.shape.reduce(1, *))!) { sink in
+                    switch t.source {
+                    case let .matrix(q, gguf):
+                        try writeMatrix(q, as: type, edit: edit(for: gguf, adapter: adapter, config: c), to: sink)
+                    case let .vector(v):
+                        try writeFloats(v.pointer, v.count, as: type, to: sink)
+                    }
+                }
+            }
+            try w.write(to: tmp + "/" + file)
+            progress?(k + 1, shards.count)
+        }
+        func json(_ o: Any, _ name: String) throws {
+            try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: tmp + "/" + name))
+        }
+        if shards.count > 1 { try json(["metadata": ["total_size": total], "weight_map": weightMap], "model.safetensors.index.json") }
+        try json(c.hfConfig(torchDtype: ["F16": "float16", "BF16": "bfloat16", "F32": "float32"][dtype]!), "config.json")
+        try json(["bos_token_id": loaded.tokenizer.bosID, "eos_token_id": loaded.tokenizer.eosID], "generation_config.json")
+        try loaded.tokenizer.writeHFFiles(to: tmp, maxLength: c.max_position_embeddings)
+        try fm.moveItem(atPath: tmp, toPath: output)
+    }
+
+    /// Rows of a weight dequantized exactly, edited (merged), written as f32/f16/bf16.
+    static func writeMatrix(_ q: QuantizedMatrix, as type: TensorType, edit: Quantize.RowEdit?, to sink: AtomicFileWriter) throws {
+        let chunk = max(1, (16 << 20) / (q.cols * 4))
+        var rows = [Float](repeating: 0, count: min(chunk, q.rows) * q.cols)
+        var r = 0
+        while r < q.rows {
+            let n = min(chunk, q.rows - r)
+            try rows.withUnsafeMutableBufferPointer { f in
+                for i in 0 ..< n { q.dequantizeRow(r + i, into: f.baseAddress! + i * q.cols) }
+                edit?(r, f.baseAddress!, n, q.cols)
+                try writeFloats(f.baseAddress!, n * q.cols, as: type, to: sink)
+            }
+            r += n
+        }
+    }
+
+    static func writeFloats(_ p: UnsafePointer<Float>, _ count: Int, as type: TensorType, to sink: AtomicFileWriter) throws {
+        if type == .f32 { return try sink.write(UnsafeRawBufferPointer(start: p, count: count * 4)) }
+        var out = [UInt8](repeating: 0, count: type.byteCount(elements: count)!)
+        guard bonsai_quantize_row(Int32(type.rawValue), p, &out, Int64(count)) else {
+            throw TrainError.option("cannot write \(type)")
+        }
+        try sink.write(out)
     }
 }

@@ -15,8 +15,9 @@ struct Export: ParsableCommand {
           bonsai export -m models/phi-2 --lora adapters/ --out phi-2-tuned.f16.gguf --type f16
           bonsai export -m models/phi-2 --lora adapters/ --out models/phi-2-tuned       (HF folder)
 
-        An --out ending in .gguf writes a GGUF; anything else an HF folder (which needs an HF folder base; \
-        --dtype F16|BF16|F32, default the base's). Files are written atomically.
+        An --out ending in .gguf writes a GGUF; anything else an HF folder (--dtype F16|BF16|F32; default the \
+        HF base's dtype, or F16 from a GGUF base, whose config.json and tokenizer files are written from the \
+        GGUF's metadata). Files are written atomically.
         """)
 
     @Option(name: [.short, .long], help: "The base model: a GGUF file or a Hugging Face folder.") var model: String

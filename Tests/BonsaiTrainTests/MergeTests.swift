@@ -100,4 +100,28 @@ final class MergeTests: XCTestCase {
         let ids = try Fixtures.prompts()[0].ids
         XCTAssertEqual(try lastLogits(merged, ids), try lastLogits(m, ids))
     }
+
+    /// A GGUF base (here fused-qkv q8_0) to an HF folder in F32: weights are the exact dequantized values plus
+    /// the merged adapter, so our loader on that folder gives the runtime-adapter logits of the GGUF to f32
+    /// summation order (1e-4, as LogitsTests); the written tokenizer files give the same ids.
+    func testGGUFBaseToHFFolder() throws {
+        let fused = Fixtures.temporaryPath("merge-fused-base.gguf")
+        try GGUFExport.fuseQKV(gguf: GGUFFile(path: try Fixtures.path("gguf/model-q8_0.gguf")), to: fused)
+        let runtime = try ModelLoader.load(path: fused)
+        runtime.model.adapter = try LoRAAdapter.load(path: try Fixtures.path("lora/peft"), config: runtime.model.config)
+        let folder = Fixtures.temporaryPath("merged-from-gguf")
+        try? FileManager.default.removeItem(atPath: folder)
+        try Merge.toHF(base: fused, adapter: runtime.model.adapter!, output: folder, dtype: "F32")
+        let hf = try ModelLoader.load(path: folder)
+        var worst: Float = 0
+        for p in try Fixtures.prompts() {
+            XCTAssertEqual(hf.tokenizer.encode(p.text), runtime.tokenizer.encode(p.text), p.name)
+            worst = max(worst, maxAbsDiff(try lastLogits(hf, p.ids), try lastLogits(runtime, p.ids)))
+        }
+        print("GGUF base → HF folder (F32) vs runtime adapter: max |Δ last logits| \(worst)")
+        XCTAssertLessThanOrEqual(worst, 1e-4)
+        let config = try HFRepo.readJSONObject(folder + "/config.json")
+        XCTAssertEqual(config["partial_rotary_factor"] as? Double, 0.5)
+        XCTAssertEqual(config["architectures"] as? [String], ["PhiForCausalLM"])
+    }
 }
