@@ -9,8 +9,6 @@
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));   // unaligned 8-float loads/stores
 
-static inline __attribute__((always_inline)) v8 splat(float s) { return (v8){s, s, s, s, s, s, s, s}; }
-
 // R (a constant after inlining) rows of C × 16 columns.
 static inline __attribute__((always_inline))
 void tile16(float *c, int64_t cs, const float *a, int64_t as, const float *b, int64_t bs, int64_t k, const int R) {
@@ -19,7 +17,8 @@ void tile16(float *c, int64_t cs, const float *a, int64_t as, const float *b, in
     for (int64_t r = 0; r < k; r++) {
         const v8 b0 = *(const v8 *)(b + r * bs), b1 = *(const v8 *)(b + r * bs + 8);
         for (int i = 0; i < R; i++) {
-            const v8 s = splat(a[i * as + r]);
+            const float ai = a[i * as + r];
+            const v8 s = {ai, ai, ai, ai, ai, ai, ai, ai};
             c0[i] += s * b0;
             c1[i] += s * b1;
         }
