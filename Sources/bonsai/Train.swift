@@ -25,8 +25,9 @@ struct Train: ParsableCommand {
 
         The adapter folder receives adapter_config.json + adapter_model.safetensors (PEFT: \
         PeftModel.from_pretrained loads it), adapter.gguf (llama.cpp: --lora), metrics.jsonl, and \
-        checkpoints/step-N/ every --save-every steps. Ctrl-C stops after the current sequence and writes a \
-        checkpoint; --resume continues with the same data order and random state.
+        checkpoints/step-N/ every --save-every steps. Ctrl-C stops within a block's worth of work, drops the \
+        unfinished step and writes a checkpoint of the last finished one; --resume continues with the same \
+        data order and random state, so the loss curve is the one an uninterrupted run draws.
         Then: bonsai chat -m <base> --lora <adapter-path>, or bonsai export to merge.
         """)
 
