@@ -69,6 +69,11 @@ extension CLITests {
         XCTAssertEqual(g2.status, 0, g2.stderr)
         let c = try bonsai(["chat", "-m", base, "--lora", out, "--temp", "0", "-n", "4"], stdin: "Hello\n/exit\n")
         XCTAssertEqual(c.status, 0, c.stderr)
+        // an HF fp16 base quantized to q4_0 while loading trains too
+        let q = try bonsai(["train", "-m", try Fixtures.path("hf"), "--quantize", "q4_0", "--data", data, "--iters", "2",
+                            "--adapter-path", out + "-q4", "--batch-size", "2"])
+        XCTAssertEqual(q.status, 0, q.stderr)
+        XCTAssertTrue(q.stderr.contains("q4_0"), q.stderr)
         let show = try bonsai(["train", "--config", config, "--show-example"])
         XCTAssertTrue(show.stdout.contains("Instruct: What is 12 times 7?\nOutput:[[ 12 × 7 = 70 + 14.\n\n84<|endoftext|>]]"), show.stdout)
     }
