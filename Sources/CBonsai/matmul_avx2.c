@@ -200,34 +200,31 @@ AVX2 static float dot_q5_0_q8_0(int64_t n, const void *w, const void *a) {
 }
 
 // q4_1 / q5_1: d q + m;  Σ (d q + m)(dy y) = d dy Σ q y + m dy Σ y. Σ y is summed from the bytes rather than
-// taken from q8_1's f16 s (llama.cpp's shortcut), which would round it to 11 bits.
-AVX2 static float dot_q4_1_q8_1(int64_t n, const void *w, const void *a) {
-    const block_q4_1 *x = w;
+// taken from q8_1's f16 s (llama.cpp's shortcut), which would round it to 11 bits. One body for both: q5_1's
+// fifth bit comes from qh (qh_off < 0 for q4_1 compiles it away); d and m sit at the same offsets.
+AVX2 static inline float dot_x1_q8_1(int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, const void *a) {
     const block_q8_1 *y = a;
     const __m256i ones = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / BONSAI_QK; i++) {
-        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
+        const char *blk = (const char *)w + i * block_bytes;
+        const block_q4_1 *hdr = (const block_q4_1 *)blk;
+        _mm_prefetch(blk + PREFETCH_BYTES, _MM_HINT_T0);
         const float dy = h2f(y[i].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * dy), block_sum(nibbles32(x[i].qs), y[i].qs), acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].m) * dy), block_sum(ones, y[i].qs), acc);
+        __m256i q = nibbles32((const uint8_t *)blk + qs_off);
+        if (qh_off >= 0) q = _mm256_or_si256(q, high_bits32((const uint8_t *)blk + qh_off));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->d) * dy), block_sum(q, y[i].qs), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->m) * dy), block_sum(ones, y[i].qs), acc);
     }
     return hsum_ps(acc);
 }
 
+AVX2 static float dot_q4_1_q8_1(int64_t n, const void *w, const void *a) {
+    return dot_x1_q8_1(n, w, sizeof(block_q4_1), offsetof(block_q4_1, qs), -1, a);
+}
+
 AVX2 static float dot_q5_1_q8_1(int64_t n, const void *w, const void *a) {
-    const block_q5_1 *x = w;
-    const block_q8_1 *y = a;
-    const __m256i ones = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
-        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
-        const float dy = h2f(y[i].d);
-        const __m256i q = _mm256_or_si256(nibbles32(x[i].qs), high_bits32(x[i].qh));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * dy), block_sum(q, y[i].qs), acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].m) * dy), block_sum(ones, y[i].qs), acc);
-    }
-    return hsum_ps(acc);
+    return dot_x1_q8_1(n, w, sizeof(block_q5_1), offsetof(block_q5_1, qs), (long)offsetof(block_q5_1, qh), a);
 }
 
 // ------------------------------------------------------------------------------- q6_K · q8_K

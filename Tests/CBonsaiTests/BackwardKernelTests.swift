@@ -25,7 +25,7 @@ final class BackwardKernelTests: XCTestCase {
                 var wf = [Float](repeating: 0, count: rows * cols)
                 let stride = type.byteCount(elements: cols)!
                 for r in 0 ..< rows {
-                    w.withUnsafeBytes { bonsai_dequantize_row(Int32(type.rawValue), $0.baseAddress! + r * stride, &wf[r * cols], Int64(cols)) }
+                    _ = w.withUnsafeBytes { bonsai_dequantize_row(Int32(type.rawValue), $0.baseAddress! + r * stride, &wf[r * cols], Int64(cols)) }
                 }
                 for T in [1, 7, 13] {
                     let dy = random(T * rows, &rng)
