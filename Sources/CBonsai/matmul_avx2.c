@@ -135,36 +135,30 @@ AVX2 static inline void k4_block(const uint8_t scales[12], const uint8_t *q, con
     *msum_out = hsum_epi32(_mm256_madd_epi16(bs, mm));
 }
 
-AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
-    const block_q4_K *x = w;
+// q4_K and q5_K rows: d, dmin and scales sit at the same offsets; qh_off < 0 (q4_K) has no fifth bit.
+AVX2 static inline float dot_k4_q8_K(int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, const void *a) {
     const block_q8_K *y = a;
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
-        for (int l = 0; l < (int)sizeof(block_q4_K); l += 64) _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + l, _MM_HINT_T0);
+        const char *blk = (const char *)w + i * block_bytes;
+        const block_q4_K *hdr = (const block_q4_K *)blk;
+        for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch(blk + PREFETCH_BYTES + l, _MM_HINT_T0);
         __m256i isum;
         int msum;
-        k4_block(x[i].scales, x[i].qs, NULL, &y[i], &isum, &msum);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(isum), acc);
-        mins += h2f(x[i].dmin) * y[i].d * (float)msum;
+        k4_block(hdr->scales, (const uint8_t *)blk + qs_off, qh_off >= 0 ? (const uint8_t *)blk + qh_off : NULL, &y[i], &isum, &msum);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->d) * y[i].d), _mm256_cvtepi32_ps(isum), acc);
+        mins += h2f(hdr->dmin) * y[i].d * (float)msum;
     }
     return hsum_ps(acc) - mins;
 }
 
+AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
+    return dot_k4_q8_K(n, w, sizeof(block_q4_K), offsetof(block_q4_K, qs), -1, a);
+}
+
 AVX2 static float dot_q5_K_q8_K(int64_t n, const void *w, const void *a) {
-    const block_q5_K *x = w;
-    const block_q8_K *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
-        for (int l = 0; l < (int)sizeof(block_q5_K); l += 64) _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + l, _MM_HINT_T0);
-        __m256i isum;
-        int msum;
-        k4_block(x[i].scales, x[i].qs, x[i].qh, &y[i], &isum, &msum);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(isum), acc);
-        mins += h2f(x[i].dmin) * y[i].d * (float)msum;
-    }
-    return hsum_ps(acc) - mins;
+    return dot_k4_q8_K(n, w, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), a);
 }
 
 // ------------------------------------------------------------------------- q4_1, q5_0, q5_1

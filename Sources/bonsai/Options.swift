@@ -32,14 +32,7 @@ struct ModelOptions: ParsableArguments {
             guard t >= 1 else { throw ValidationError("--threads must be at least 1") }
             bonsai_set_threads(Int32(t))
         }
-        var options = ModelLoader.Options()
-        if let q = quantize {
-            guard let type = TensorType(name: q), type == .q8_0 || type == .q4_0 else {
-                throw ValidationError("--quantize takes q8_0 or q4_0, not \(q)")
-            }
-            options.quantize = type
-        }
-        let loaded = try ModelLoader.load(path: model, options: options)
+        let loaded = try ModelLoader.load(path: model, options: try loaderOptions(quantize: quantize))
         if let lora {
             guard loraScale.isFinite else { throw ValidationError("--lora-scale must be a number") }
             let adapter = try LoRAAdapter.load(path: lora, config: loaded.model.config)
@@ -50,6 +43,15 @@ struct ModelOptions: ParsableArguments {
         }
         return loaded
     }
+}
+
+/// ModelLoader options from a --quantize value (the types load-time quantization offers).
+func loaderOptions(quantize: String?) throws -> ModelLoader.Options {
+    guard let q = quantize else { return ModelLoader.Options() }
+    guard let type = TensorType(name: q), type == .q8_0 || type == .q4_0 else {
+        throw ValidationError("--quantize takes q8_0 or q4_0, not \(q)")
+    }
+    return ModelLoader.Options(quantize: type)
 }
 
 /// Context and batching.

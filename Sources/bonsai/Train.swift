@@ -146,14 +146,7 @@ struct Train: ParsableCommand {
             if resume, checkpoint == nil {
                 throw TrainError.option("--resume: no checkpoint in \(Checkpoint.folder(adapterPath: c.adapterPath))")
             }
-            var loadOptions = ModelLoader.Options()
-            if let quantize {
-                guard let t = TensorType(name: quantize), t == .q8_0 || t == .q4_0 else {
-                    throw ValidationError("--quantize takes q8_0 or q4_0, not \(quantize)")
-                }
-                loadOptions.quantize = t
-            }
-            let loaded = try ModelLoader.load(path: c.model!, options: loadOptions)
+            let loaded = try ModelLoader.load(path: c.model!, options: try loaderOptions(quantize: quantize))
             let train = try Dataset(path: files.train, tokenizer: loaded.tokenizer, maxTokens: c.maxSeqLen,
                                     maskPrompt: c.maskPrompt, skipBad: c.skipBad)
             let valid = try files.valid.map {
