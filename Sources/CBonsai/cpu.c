@@ -231,11 +231,13 @@ static void simd_init_once(void) {
         bonsai_gelu_backward_f32 = gelu_backward_avx2;
         bonsai_attend_f32 = attend_avx2;
         bonsai_gemm_nn_f32 = bonsai_gemm_nn_avx2;
+        bonsai_gemm_packed_f32 = bonsai_gemm_packed_avx2;
         if (caps.f16c) {
             bonsai_register_avx2_kernels(bonsai_fast_dot);
             bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);
             bonsai_register_avx2_gemm8(bonsai_fast_gemm4x8);
             bonsai_register_avx2_dequant(bonsai_fast_dequant);
+            bonsai_gemm_u8 = bonsai_gemm_u8_avx2;
         }
     }
     if (!features[0]) strcpy(features, "SSE2");

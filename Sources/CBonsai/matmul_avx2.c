@@ -501,6 +501,38 @@ AVX2 static void gemm4x8_q6_K(int64_t n, const void *w, size_t ws, const void *a
     }
 }
 
+// Four unpacked rows × 8 tokens (unpacked.c): one broadcast of 4 weight bytes against 32 activation bytes
+// per maddubs, no per-call unpacking. The i16 sums are widened every 4 steps: 4 · 2 · 31 · 127 < 2^15.
+AVX2 void bonsai_gemm_u8_avx2(int64_t nb, const bonsai_u8x4_block *w, const bonsai_act8x32_block *a,
+                              float out[4][8]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s[4];
+        for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            __m256i h[4];
+            for (int r = 0; r < 4; r++) h[r] = _mm256_setzero_si256();
+            for (int j = 4 * half; j < 4 * half + 4; j++) {
+                const __m256i x = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
+                for (int r = 0; r < 4; r++) {
+                    int32_t q4;
+                    memcpy(&q4, w[b].q[r] + 4 * j, 4);
+                    h[r] = _mm256_add_epi16(h[r], _mm256_maddubs_epi16(_mm256_set1_epi32(q4), x));
+                }
+            }
+            for (int r = 0; r < 4; r++) s[r] = _mm256_add_epi32(s[r], _mm256_madd_epi16(h[r], ones));
+        }
+        const __m256 da = _mm256_loadu_ps(a[b].d), sa = _mm256_loadu_ps(a[b].s);
+        for (int r = 0; r < 4; r++) {
+            const __m256 scale = _mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[r]), da);
+            acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s[r]), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[b].m[r]), sa, acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
+}
+
 void bonsai_register_avx2_gemm8(bonsai_gemm4x8_fn table[BONSAI_TYPE_COUNT]) {
     table[BONSAI_TYPE_Q4_0] = gemm4x8_q4_0;
     table[BONSAI_TYPE_Q4_K] = gemm4x8_q4_K;

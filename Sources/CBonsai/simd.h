@@ -30,6 +30,24 @@ size_t bonsai_act8_size(int64_t nb);
 void bonsai_pack_act8k(const void *a, size_t as, int64_t nb, void *dst);
 size_t bonsai_act8k_size(int64_t nb);
 
+// The prompt kernel over unpacked weights (unpacked.c). Four weight rows, one 32-element block, one byte
+// per element with a scale and an offset per row: w[r][k] = d[r]·q[r][k] + m[r], q < 32.
+typedef struct { uint8_t q[4][32]; float d[4]; float m[4]; } bonsai_u8x4_block;     // 160 B
+// Eight tokens, one 32-element block: x[c][k] ≈ d[c]·qs[k/4][4c + k%4]; s[c] = d[c]·Σ_k q[c][k].
+typedef struct { float d[8]; float s[8]; int8_t qs[8][32]; } bonsai_act8x32_block;  // 320 B
+// Row r (0..3) of a group of four, n elements → n/32 blocks of dst. NULL: the type does not unpack.
+typedef void (*bonsai_unpack_fn)(const void *row, int64_t n, bonsai_u8x4_block *dst, int r);
+extern const bonsai_unpack_fn bonsai_unpack[BONSAI_TYPE_COUNT];
+// Rows x, x + xs, …, x + 7·xs (n floats each) → n/32 blocks.
+void bonsai_pack_act8x32(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
+// out[r][c] = Σ_b d_w[r]·d_a[c]·Σ_k q_w·q_a + m_w[r]·s_a[c] over nb blocks: row r · token c.
+typedef void (*bonsai_gemm_u8_fn)(int64_t nb, const bonsai_u8x4_block *w, const bonsai_act8x32_block *a,
+                                  float out[4][8]);
+extern bonsai_gemm_u8_fn bonsai_gemm_u8;   // the AVX2 kernel where the CPU has it, else NULL
+#if defined(__x86_64__)
+void bonsai_gemm_u8_avx2(int64_t nb, const bonsai_u8x4_block *w, const bonsai_act8x32_block *a, float out[4][8]);
+#endif
+
 // Row dequantization by an ISA kernel, bit-identical to bonsai_dequantize_row; NULL: use the reference.
 typedef void (*bonsai_dequant_fn)(const void *src, float *dst, int64_t n);
 extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
@@ -60,6 +78,18 @@ extern bonsai_gemm_nn_fn bonsai_gemm_nn_f32;
 #if defined(__x86_64__)
 void bonsai_gemm_nn_avx2(float *c, int64_t cs, const float *a, int64_t as, const float *b, int64_t bs,
                          int64_t T, int64_t k, int64_t n);
+#endif
+
+// The same product from packed operands (gemm_f32.c): A as groups of 6 rows, each [k][6] (bonsai_pack_a6;
+// ceil(T/6)·6·k floats), B as panels of 16 columns, each [k][16] (ceil(n/16)·16·k floats; the caller
+// writes them, e.g. while dequantizing a weight tile).
+typedef void (*bonsai_gemm_packed_fn)(float *c, int64_t cs, const float *ap, const float *bp, int64_t T, int64_t k,
+                                      int64_t n);
+extern bonsai_gemm_packed_fn bonsai_gemm_packed_f32;
+void bonsai_pack_a6(float *dst, const float *a, int64_t as, int64_t T, int64_t k);
+#if defined(__x86_64__)
+void bonsai_gemm_packed_avx2(float *c, int64_t cs, const float *ap, const float *bp, int64_t T, int64_t k,
+                             int64_t n);
 #endif
 
 // Called once (thread-safe, idempotent) before the first kernel runs.

@@ -29,21 +29,33 @@ final class FastPathTests: XCTestCase {
         return total / Double(logits.count)
     }
 
-    /// Tolerance vs llama.cpp: the README's gguf_<type> vs hf_dequant_<type> difference (what activation
-    /// rounding alone does) — the two engines round the same activations but accumulate differently.
+    /// Against llama.cpp's logits (gguf_<type>) and against the exact f32 computation on the same weights
+    /// (hf_dequant_<type>). The README's gguf_<type> vs hf_dequant_<type> difference is what llama.cpp's
+    /// activation rounding alone does. Where both engines round activations the same way (q8_0: q8_0 blocks
+    /// with f16 scales) we may differ from llama.cpp by that much (×1.1, accumulation order). The prompt path of
+    /// the 32-granular types rounds per 32 elements with f32 scales (llama.cpp: f16 scales, and per 256
+    /// for the K types), so there the two roundings are independent and |ours − llama.cpp| ≤ |ours − exact| +
+    /// |llama.cpp − exact|: 2 × 1.1 × the observed figure. What makes this strict is the second bound: our
+    /// distance from the exact result must not exceed llama.cpp's (×1.1), and the KL bound below.
     private func check(_ key: String) throws {
         let m = try Models.load(key)
         let llama = try Fixtures.reference("gguf_\(key)"), fp32 = try Fixtures.reference("hf_fp32")
-        var ours: [[Float]] = [], worst: Float = 0
+        let exact = try Fixtures.reference("hf_dequant_\(key)")
+        var ours: [[Float]] = [], worst: Float = 0, oursExact: Float = 0, llamaExact: Float = 0
         for (i, p) in try Fixtures.prompts().enumerated() {
             let last = try Models.allLogits(m, p.ids).last!
             ours.append(last)
-            worst = max(worst, maxAbsDiff(last, try XCTUnwrap(llama.lastLogits(i))))
+            let l = try XCTUnwrap(llama.lastLogits(i)), e = try XCTUnwrap(exact.lastLogits(i))
+            worst = max(worst, maxAbsDiff(last, l))
+            oursExact = max(oursExact, maxAbsDiff(last, e))
+            llamaExact = max(llamaExact, maxAbsDiff(l, e))
         }
         let llamaLogits = try (0 ..< ours.count).map { try XCTUnwrap(llama.lastLogits($0)) }
         let klOurs = try meanKL(fp32, ours), klLlama = try meanKL(fp32, llamaLogits)
-        print("fast \(key): max |Δ last logits| vs llama.cpp \(worst); KL from fp32: ours \(klOurs), llama.cpp \(klLlama)")
-        XCTAssertLessThanOrEqual(worst, LogitsTests.llamaCppObserved[key]! * 1.1, key)
+        print("fast \(key): max |Δ last logits| vs llama.cpp \(worst); vs exact f32: ours \(oursExact), llama.cpp \(llamaExact); KL from fp32: ours \(klOurs), llama.cpp \(klLlama)")
+        let sameRounding = key == "q8_0"
+        XCTAssertLessThanOrEqual(worst, LogitsTests.llamaCppObserved[key]! * (sameRounding ? 1.1 : 2.2), key)
+        XCTAssertLessThanOrEqual(oursExact, llamaExact * 1.1, "\(key): no further from the exact f32 result than llama.cpp")
         XCTAssertLessThanOrEqual(klOurs, klLlama * 1.05, "\(key): KL from fp32 must be no worse than llama.cpp's (5% noise margin)")
     }
 

@@ -72,12 +72,14 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(streamed, r.text, "nothing of the stop string is streamed")
         XCTAssertEqual(session.tokens.count, p.ids.count + r.tokens.count)
         XCTAssertLessThanOrEqual(m.tokenizer.decode(r.tokens).count, r.text.count)
-        // the session goes on from the cut: logits equal a fresh run over the same tokens
-        _ = try session.generate(prompt: [13], maxTokens: 1, sampler: .greedy)
-        let fresh = try Models.allLogits(m, Array(session.tokens.prefix(p.ids.count + r.tokens.count)) + [13])
-        let again = try Session(m, nCtx: 256)
-        try again.feed(Array(session.tokens.prefix(p.ids.count + r.tokens.count)) + [13])
-        XCTAssertEqual(again.activations.logits.array, fresh.last!)
+        // the session goes on from the cut: its logits for the next token equal a fresh run over the same
+        // tokens. Not bit for bit: the fresh run multiplies all positions as one prompt, the session one
+        // token at a time, and the two take different matmul paths (packed gemm vs a dot per pair: f32
+        // summation order, ~1e-6 relative). A cache cut in the wrong place moves logits by O(1).
+        let kept = Array(session.tokens.prefix(p.ids.count + r.tokens.count))
+        try session.feed([13])
+        let fresh = try Models.allLogits(m, kept + [13])
+        XCTAssertLessThanOrEqual(maxAbsDiff(session.activations.logits.array, fresh.last!), 1e-3)
     }
 
     func testEndOfTextStopsAndContextLimitIsReported() throws {

@@ -93,7 +93,9 @@ final class LogitsTests: XCTestCase {
         try check("q8_0-fused-qkv", against: "gguf_q8_0-fused-qkv", tolerance: Self.llamaCppObserved["q8_0"]! * 1.1)
     }
 
-    /// Feeding a prompt one token at a time through the KV cache gives exactly the logits of one batch.
+    /// Feeding a prompt one token at a time through the KV cache gives the logits of one batch. Up to f32
+    /// summation order: a batch multiplies through the packed gemm, one token through a dot per row
+    /// (observed ≤ 1e-5); a cache error (wrong position, stale row) moves logits by 0.1 or more.
     func testKVCacheIncrementalEqualsBatch() throws {
         let m = try Models.load("q4_0")
         let ids = try Fixtures.prompts()[0].ids
@@ -101,10 +103,13 @@ final class LogitsTests: XCTestCase {
         let c = m.model.config
         let cache = KVCache(config: c, nCtx: 64)
         let act = Phi2Activations(config: c, maxTokens: 1, nCtx: 64, allLogits: false)
+        var worst: Float = 0
         for (t, id) in ids.enumerated() {
             try m.model.forward([id], cache: cache, act: act)
-            XCTAssertEqual(act.logits.array, batch[t], "position \(t)")
+            worst = max(worst, maxAbsDiff(act.logits.array, batch[t]))
         }
+        print("KV cache, one token at a time vs one batch: max |Δ logits| \(worst)")
+        XCTAssertLessThanOrEqual(worst, 1e-4)
         XCTAssertEqual(cache.length, ids.count)
     }
 }

@@ -74,7 +74,7 @@ final class BlockedMatmulTests: XCTestCase {
         var rng = SplitMix(seed: 3)
         bonsai_set_math(BONSAI_MATH_FAST)
         defer { bonsai_set_math(BONSAI_MATH_F32) }
-        for type in [TensorType.q4_0, .q8_0, .q4_K, .q5_K, .q6_K, .q5_0, .q4_1, .q5_1] {
+        for type in [TensorType.q8_0, .q6_K] {   // the 32-granular types: UnpackedMatmulTests
             for (rows, T) in [(37, 21), (64, 8), (6, 131)] {
                 let cols = 512
                 let rowBytes = type.byteCount(elements: cols)!
@@ -102,6 +102,67 @@ final class BlockedMatmulTests: XCTestCase {
                 }
             }
         }
+    }
+}
+
+/// The prompt path of the 32-granular types (unpacked.c): weights unpacked to bytes + (scale, offset),
+/// activations rounded per token and 32 elements (d = amax/127 in f32, ties to even). Against that
+/// computation in double from the exactly dequantized weights, so unpacking (nibbles, fifth bits, K
+/// scales and mins), activation rounding, the kernel, and the row/token remainders (rows % 4, T % 8 go
+/// through the per-pair kernels, with q8_0/q8_K rounding; they are checked against bonsai_vec_dot_ref)
+/// are all covered. Tolerance: 2e-5 of Σ|w·x| (f32 accumulation over 512 products).
+final class UnpackedMatmulTests: XCTestCase {
+    func testUnpackedPathEqualsItsRounding() throws {
+        try XCTSkipUnless(String(cString: bonsai_cpu_features()).contains("AVX2"), "the int8 paths need AVX2")
+        var rng = SplitMix(seed: 11)
+        bonsai_set_math(BONSAI_MATH_FAST)
+        defer { bonsai_set_math(BONSAI_MATH_F32) }
+        for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K] {
+            for (rows, T) in [(37, 21), (64, 8), (6, 131)] {
+                let cols = 512
+                let rowBytes = type.byteCount(elements: cols)!
+                var w = [UInt8](repeating: 0, count: rows * rowBytes)
+                for i in w.indices { w[i] = UInt8.random(in: 0 ... 255, using: &rng) }   // every bit pattern
+                type.setBlockScales(&w, to: 0.02)
+                let x = (0 ..< T * cols).map { _ in Float.random(in: -2 ... 2, using: &rng) }
+                let bias = (0 ..< rows).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+                var y = [Float](repeating: .nan, count: T * rows)
+                let at = Int32(bonsai_type_info(Int32(type.rawValue))!.pointee.vec_dot_type)
+                var aq = [UInt8](repeating: 0, count: bonsai_row_size(at, Int64(cols)))
+                let kernelTokens = T / 8 * 8, kernelRows = rows / 4 * 4
+                w.withUnsafeBytes { wp in
+                    var m = bonsai_matrix(type: Int32(type.rawValue), rows: Int64(rows), cols: Int64(cols), row_stride: rowBytes, data: wp.baseAddress!)
+                    bonsai_matmul(&m, x, Int64(T), &y, Int64(rows), bias)
+                    var row = [Float](repeating: 0, count: cols)
+                    for r in 0 ..< rows {
+                        bonsai_matrix_row(&m, Int64(r), &row)
+                        for t in 0 ..< T {
+                            let xt = Array(x[t * cols ..< (t + 1) * cols])
+                            let ref: Double
+                            if t < kernelTokens && r < kernelRows {
+                                ref = Self.roundedDot(row, xt)
+                            } else {
+                                _ = bonsai_quantize_row(at, xt, &aq, Int64(cols))
+                                ref = Double(bonsai_vec_dot_ref(Int32(type.rawValue), Int64(cols), wp.baseAddress! + r * rowBytes, aq))
+                            }
+                            let mag = zip(row, xt).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
+                            XCTAssertEqual(Double(y[t * rows + r]), ref + Double(bias[r]), accuracy: 2e-5 * mag, "\(type) \(rows)×\(T): r\(r) t\(t)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Σ w·(d·q) in double, q the activation rounded per 32 elements as bonsai_pack_act8x32 does.
+    static func roundedDot(_ w: [Float], _ x: [Float]) -> Double {
+        var sum = 0.0
+        for b in stride(from: 0, to: x.count, by: 32) {
+            let amax = x[b ..< b + 32].map(abs).max()!
+            let d = amax / 127, id: Float = d != 0 ? 1 / d : 0
+            for k in b ..< b + 32 { sum += Double(w[k]) * Double(d) * Double((x[k] * id).rounded(.toNearestOrEven)) }
+        }
+        return sum
     }
 }
 
