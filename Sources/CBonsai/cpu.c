@@ -238,6 +238,7 @@ static void simd_init_once(void) {
             bonsai_register_avx2_gemm8(bonsai_fast_gemm4x8);
             bonsai_register_avx2_dequant(bonsai_fast_dequant);
             bonsai_gemm_u8 = bonsai_gemm_u8_avx2;
+            bonsai_gemm_u8h = bonsai_gemm_u8h_avx2;
         }
     }
     if (!features[0]) strcpy(features, "SSE2");

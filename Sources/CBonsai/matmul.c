@@ -128,27 +128,32 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
     }
 }
 
-// matmul_unpacked: 8 tokens or more on a 32-granular type (unpacked.c). Each group of 4 rows is unpacked
+// matmul_unpacked: 8 tokens or more on a type that unpacks (unpacked.c). Each group of 4 rows is unpacked
 // once per chunk of tokens into a thread's buffer (in L1/L2) and multiplied with every 8-token set of the
-// chunk. Rows past the last group of 4 and tokens past the last set of 8 go through matmul_int8.
-static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpack_fn unpack, bonsai_vec_dot_fn dot, const float *X,
-                            int64_t T, float *Y, int64_t y_stride, const float *bias) {
+// chunk. Rows past the last group of 4 and tokens past the last set of 8 go through the one-pair paths.
+static void matmul_rest(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
+                        const float *bias);
+
+static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, const float *X, int64_t T, float *Y,
+                            int64_t y_stride, const float *bias) {
     const int64_t rows = W->rows, cols = W->cols, nb = cols / BONSAI_QK;
     const int64_t sets = T / 8, rows4 = rows / 4 * 4;
+    const size_t wblock = u.halves ? sizeof(bonsai_u8x4h_block) : sizeof(bonsai_u8x4_block);
     bonsai_act8x32_block *act = scratch_get(&act8_buf, (size_t)(sets * nb) * sizeof(bonsai_act8x32_block));
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
         for (int64_t s = 0; s < sets; s++) bonsai_pack_act8x32(X + 8 * s * cols, cols, cols, act + s * nb);
-        bonsai_u8x4_block *wu = scratch_get(&unpacked_buf, (size_t)nb * sizeof(bonsai_u8x4_block));
+        void *wu = scratch_get(&unpacked_buf, (size_t)nb * wblock);
         for (int64_t s0 = 0; s0 < sets; s0 += TOKEN_CHUNK / 8) {
             const int64_t s1 = s0 + TOKEN_CHUNK / 8 < sets ? s0 + TOKEN_CHUNK / 8 : sets;
 #pragma omp for schedule(static) nowait
             for (int64_t r0 = 0; r0 < rows4; r0 += 4) {
-                for (int r = 0; r < 4; r++) unpack((const char *)W->data + (size_t)(r0 + r) * W->row_stride, cols, wu, r);
+                for (int r = 0; r < 4; r++) u.unpack((const char *)W->data + (size_t)(r0 + r) * W->row_stride, cols, wu, r);
                 for (int64_t s = s0; s < s1; s++) {
                     float out[4][8];
-                    bonsai_gemm_u8(nb, wu, act + s * nb, out);
+                    if (u.halves) bonsai_gemm_u8h(nb, wu, act + s * nb, out);
+                    else bonsai_gemm_u8(nb, wu, act + s * nb, out);
                     for (int64_t c = 0; c < 8; c++)
                         for (int r = 0; r < 4; r++) Y[(8 * s + c) * y_stride + r0 + r] = out[r][c] + (bias ? bias[r0 + r] : 0.0f);
                 }
@@ -159,9 +164,9 @@ static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpack_fn unpack, bon
         bonsai_matrix rest = *W;
         rest.rows = rows - rows4;
         rest.data = (const char *)W->data + (size_t)rows4 * W->row_stride;
-        matmul_int8(&rest, dot, X, 8 * sets, Y + rows4, y_stride, bias ? bias + rows4 : NULL);
+        matmul_rest(&rest, X, 8 * sets, Y + rows4, y_stride, bias ? bias + rows4 : NULL);
     }
-    if (8 * sets < T) matmul_int8(W, dot, X + 8 * sets * cols, T - 8 * sets, Y + 8 * sets * y_stride, y_stride, bias);
+    if (8 * sets < T) matmul_rest(W, X + 8 * sets * cols, T - 8 * sets, Y + 8 * sets * y_stride, y_stride, bias);
 }
 
 // matmul_gemm: the product for many tokens at once (prompts, training batches). The activations are
@@ -170,7 +175,7 @@ static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpack_fn unpack, bon
 // token streams past. The dequantization costs 1/T per product and the f32 gemm runs at ~3/4 of the FMA
 // peak. The exact path for prompts (F32 math, and f16/bf16/f32 weights); for the quantized types the
 // int8 kernels are faster still (pp512 on q4_0: 17.7 t/s this way, 19.2 with int8). Threads split the rows.
-enum { GW_ROWS = 128, GW_COLS = 256, GEMM_MIN_TOKENS = 4 };
+enum { GW_ROWS = 128, GW_COLS = 256, GEMM_MIN_TOKENS = 4, GEMM_Q8_0_TOKENS = 32 };
 
 // Rows r0 .. r0+nr of W, columns c0 .. c0+nc, dequantized into 16-column panels of the transposed tile.
 static void dequantize_tile_t(const bonsai_matrix *W, const bonsai_type_traits *tr, int64_t r0, int64_t nr,
@@ -212,20 +217,38 @@ static void matmul_gemm(const bonsai_matrix *W, const float *X, int64_t T, float
     }
 }
 
+// A few rows or tokens: an int8 dot per pair where the type has one, else the exact f32 path.
+static void matmul_rest(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
+                        const float *bias) {
+    bonsai_vec_dot_fn dot = bonsai_fast_dot[W->type];
+    const bonsai_type_traits *t = bonsai_type_info(W->type);
+    if (dot && W->cols % bonsai_type_info(t->vec_dot_type)->block_size == 0) matmul_int8(W, dot, X, T, Y, y_stride, bias);
+    else matmul_f32(W, X, T, Y, y_stride, bias);
+}
+
 void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
                    const float *bias) {
     bonsai_simd_init();
-    bonsai_vec_dot_fn dot = math_mode == BONSAI_MATH_FAST ? bonsai_fast_dot[W->type] : NULL;
     const bonsai_type_traits *t = bonsai_type_info(W->type);
-    if (dot && t && W->cols % bonsai_type_info(t->vec_dot_type)->block_size == 0) {
-        bonsai_unpack_fn unpack = bonsai_gemm_u8 ? bonsai_unpack[W->type] : NULL;
-        if (unpack && T >= 8 && W->cols % BONSAI_QK == 0) matmul_unpacked(W, unpack, dot, X, T, Y, y_stride, bias);
-        else matmul_int8(W, dot, X, T, Y, y_stride, bias);
-    } else if (T >= GEMM_MIN_TOKENS && t) {
-        matmul_gemm(W, X, T, Y, y_stride, bias);
-    } else {
-        matmul_f32(W, X, T, Y, y_stride, bias);
+    if (!t || T <= 0) return;
+    if (math_mode == BONSAI_MATH_FAST) {
+        const bonsai_unpacker u = bonsai_unpack[W->type];
+        if (u.unpack && bonsai_gemm_u8 && bonsai_gemm_u8h && T >= 8 && W->cols % BONSAI_QK == 0) {
+            matmul_unpacked(W, u, X, T, Y, y_stride, bias);
+            return;
+        }
+        // q8_0 does not unpack (its bytes are signed and 8 bits wide: maddubs would overflow), and on
+        // AVX2 its 4 × 4 int8 kernel is slower for long prompts than the f32 gemm over dequantized tiles
+        // (pp512 15.5 vs 22.1 tokens/s on the full-size synth file), which is also exact.
+        const bool long_q8 = W->type == BONSAI_TYPE_Q8_0 && T >= GEMM_Q8_0_TOKENS;
+        bonsai_vec_dot_fn dot = bonsai_fast_dot[W->type];
+        if (dot && !long_q8 && W->cols % bonsai_type_info(t->vec_dot_type)->block_size == 0) {
+            matmul_int8(W, dot, X, T, Y, y_stride, bias);
+            return;
+        }
     }
+    if (T >= GEMM_MIN_TOKENS) matmul_gemm(W, X, T, Y, y_stride, bias);
+    else matmul_f32(W, X, T, Y, y_stride, bias);
 }
 
 // matmul_backward: the input gradient of Y = X W^T + b. dX [T, cols] (+)= dY [T, rows] W, where dY rows

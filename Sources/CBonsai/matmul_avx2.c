@@ -533,6 +533,40 @@ AVX2 void bonsai_gemm_u8_avx2(int64_t nb, const bonsai_u8x4_block *w, const bons
     for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
 }
 
+// The same over 16-granular blocks (q2_K, q3_K, q6_K): each half has its own scale and offset, and
+// q < 64 allows only 2 steps in i16 (2 · 2 · 63 · 127 < 2^15).
+AVX2 void bonsai_gemm_u8h_avx2(int64_t nb, const bonsai_u8x4h_block *w, const bonsai_act8x32_block *a,
+                               float out[4][8]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256 da = _mm256_loadu_ps(a[b].d), s_lo = _mm256_loadu_ps(a[b].s_lo);
+        const __m256 s_half[2] = {s_lo, _mm256_sub_ps(_mm256_loadu_ps(a[b].s), s_lo)};
+        for (int half = 0; half < 2; half++) {
+            __m256i s[4];
+            for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
+            for (int j = 4 * half; j < 4 * half + 4; j += 2) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)a[b].qs[j + 1]);
+                for (int r = 0; r < 4; r++) {
+                    int32_t q0, q1;
+                    memcpy(&q0, w[b].q[r] + 4 * j, 4);
+                    memcpy(&q1, w[b].q[r] + 4 * j + 4, 4);
+                    const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_set1_epi32(q0), x0),
+                                                       _mm256_maddubs_epi16(_mm256_set1_epi32(q1), x1));
+                    s[r] = _mm256_add_epi32(s[r], _mm256_madd_epi16(p, ones));
+                }
+            }
+            for (int r = 0; r < 4; r++) {
+                const __m256 scale = _mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[half][r]), da);
+                acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s[r]), acc[r]);
+                acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[b].m[half][r]), s_half[half], acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
+}
+
 void bonsai_register_avx2_gemm8(bonsai_gemm4x8_fn table[BONSAI_TYPE_COUNT]) {
     table[BONSAI_TYPE_Q4_0] = gemm4x8_q4_0;
     table[BONSAI_TYPE_Q4_K] = gemm4x8_q4_K;

@@ -33,19 +33,29 @@ size_t bonsai_act8k_size(int64_t nb);
 // The prompt kernel over unpacked weights (unpacked.c). Four weight rows, one 32-element block, one byte
 // per element with a scale and an offset per row: w[r][k] = d[r]·q[r][k] + m[r], q < 32.
 typedef struct { uint8_t q[4][32]; float d[4]; float m[4]; } bonsai_u8x4_block;     // 160 B
-// Eight tokens, one 32-element block: x[c][k] ≈ d[c]·qs[k/4][4c + k%4]; s[c] = d[c]·Σ_k q[c][k].
-typedef struct { float d[8]; float s[8]; int8_t qs[8][32]; } bonsai_act8x32_block;  // 320 B
-// Row r (0..3) of a group of four, n elements → n/32 blocks of dst. NULL: the type does not unpack.
-typedef void (*bonsai_unpack_fn)(const void *row, int64_t n, bonsai_u8x4_block *dst, int r);
-extern const bonsai_unpack_fn bonsai_unpack[BONSAI_TYPE_COUNT];
+// The 16-granular types (q2_K, q3_K, q6_K): a scale and an offset per 16 elements, q < 64:
+// w[r][k] = d[k/16][r]·q[r][k] + m[k/16][r].
+typedef struct { uint8_t q[4][32]; float d[2][4]; float m[2][4]; } bonsai_u8x4h_block;   // 192 B
+// Eight tokens, one 32-element block: x[c][k] ≈ d[c]·qs[k/4][4c + k%4]; s[c] = d[c]·Σ_k q[c][k],
+// s_lo[c] the same over k < 16.
+typedef struct { float d[8]; float s[8]; float s_lo[8]; int8_t qs[8][32]; } bonsai_act8x32_block;  // 352 B
+// Row r (0..3) of a group of four, n elements → n/32 blocks of dst (bonsai_u8x4_block, or
+// bonsai_u8x4h_block where the table's `halves` is set). NULL: the type does not unpack.
+typedef void (*bonsai_unpack_fn)(const void *row, int64_t n, void *dst, int r);
+typedef struct { bonsai_unpack_fn unpack; bool halves; } bonsai_unpacker;
+extern const bonsai_unpacker bonsai_unpack[BONSAI_TYPE_COUNT];
 // Rows x, x + xs, …, x + 7·xs (n floats each) → n/32 blocks.
 void bonsai_pack_act8x32(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
 // out[r][c] = Σ_b d_w[r]·d_a[c]·Σ_k q_w·q_a + m_w[r]·s_a[c] over nb blocks: row r · token c.
 typedef void (*bonsai_gemm_u8_fn)(int64_t nb, const bonsai_u8x4_block *w, const bonsai_act8x32_block *a,
                                   float out[4][8]);
 extern bonsai_gemm_u8_fn bonsai_gemm_u8;   // the AVX2 kernel where the CPU has it, else NULL
+typedef void (*bonsai_gemm_u8h_fn)(int64_t nb, const bonsai_u8x4h_block *w, const bonsai_act8x32_block *a,
+                                   float out[4][8]);
+extern bonsai_gemm_u8h_fn bonsai_gemm_u8h;
 #if defined(__x86_64__)
 void bonsai_gemm_u8_avx2(int64_t nb, const bonsai_u8x4_block *w, const bonsai_act8x32_block *a, float out[4][8]);
+void bonsai_gemm_u8h_avx2(int64_t nb, const bonsai_u8x4h_block *w, const bonsai_act8x32_block *a, float out[4][8]);
 #endif
 
 // Row dequantization by an ISA kernel, bit-identical to bonsai_dequantize_row; NULL: use the reference.

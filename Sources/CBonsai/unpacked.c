@@ -1,8 +1,9 @@
 // unpacked.c — the prompt kernel's operands: weights unpacked to bytes, activations of 8 tokens interleaved.
 //
 // Every 32-granular weight type (q4_0, q4_1, q5_0, q5_1, and q4_K/q5_K, whose sub-blocks are 32 wide)
-// is w = d·q + m per 32 elements, with q an unsigned integer of 4 or 5 bits. Unpacked to one byte per
-// element, with d and m as floats, they all share one kernel; the unpacking (nibbles, high bits, 6-bit
+// is w = d·q + m per 32 elements, with q an unsigned integer of 4 or 5 bits; the other K types (q2_K,
+// q3_K, q6_K) are the same per 16 elements with q of 2, 3 or 6 bits. Unpacked to one byte per element,
+// with d and m as floats, each family shares one kernel; the unpacking (nibbles, high bits, 6-bit
 // K scales, f16 → f32) is done once per 4 rows for a whole group of tokens instead of once per
 // (row, token) pair, which is what made the per-type kernels slow (pp512 on q4_0: 19 → 32 tokens/s).
 // Tested through bonsai_matmul against the same computation in double (UnpackedMatmulTests).
@@ -23,7 +24,8 @@ static inline void nibbles(const uint8_t src[16], uint8_t out[32]) {
     for (int j = 0; j < 16; j++) { q[j] = in[j] & 0x0f; q[j + 16] = in[j] >> 4; }
     memcpy(out, q, 32);
 }
-static void unpack_q4_0(const void *row, int64_t n, bonsai_u8x4_block *dst, int r) {
+static void unpack_q4_0(const void *row, int64_t n, void *out, int r) {
+    bonsai_u8x4_block *dst = out;
     const block_q4_0 *x = row;
     for (int64_t b = 0; b < n / BONSAI_QK; b++) {
         nibbles(x[b].qs, dst[b].q[r]);
@@ -32,7 +34,8 @@ static void unpack_q4_0(const void *row, int64_t n, bonsai_u8x4_block *dst, int 
     }
 }
 
-static void unpack_q4_1(const void *row, int64_t n, bonsai_u8x4_block *dst, int r) {
+static void unpack_q4_1(const void *row, int64_t n, void *out, int r) {
+    bonsai_u8x4_block *dst = out;
     const block_q4_1 *x = row;
     for (int64_t b = 0; b < n / BONSAI_QK; b++) {
         nibbles(x[b].qs, dst[b].q[r]);
@@ -51,7 +54,8 @@ static inline void five_bits(const uint8_t qs[16], const uint8_t qh[4], uint8_t 
     memcpy(out, q, 32);
 }
 
-static void unpack_q5_0(const void *row, int64_t n, bonsai_u8x4_block *dst, int r) {
+static void unpack_q5_0(const void *row, int64_t n, void *out, int r) {
+    bonsai_u8x4_block *dst = out;
     const block_q5_0 *x = row;
     for (int64_t b = 0; b < n / BONSAI_QK; b++) {
         five_bits(x[b].qs, x[b].qh, dst[b].q[r]);
@@ -60,7 +64,8 @@ static void unpack_q5_0(const void *row, int64_t n, bonsai_u8x4_block *dst, int 
     }
 }
 
-static void unpack_q5_1(const void *row, int64_t n, bonsai_u8x4_block *dst, int r) {
+static void unpack_q5_1(const void *row, int64_t n, void *out, int r) {
+    bonsai_u8x4_block *dst = out;
     const block_q5_1 *x = row;
     for (int64_t b = 0; b < n / BONSAI_QK; b++) {
         five_bits(x[b].qs, x[b].qh, dst[b].q[r]);
@@ -93,21 +98,105 @@ static void unpack_k4(const uint8_t *scales, float d, float dmin, const uint8_t 
     }
 }
 
-static void unpack_q4_K(const void *row, int64_t n, bonsai_u8x4_block *dst, int r) {
+static void unpack_q4_K(const void *row, int64_t n, void *out, int r) {
+    bonsai_u8x4_block *dst = out;
     const block_q4_K *x = row;
     for (int64_t b = 0; b < n / BONSAI_QKK; b++)
         unpack_k4(x[b].scales, F16(x[b].d), F16(x[b].dmin), x[b].qs, NULL, dst + 8 * b, r);
 }
 
-static void unpack_q5_K(const void *row, int64_t n, bonsai_u8x4_block *dst, int r) {
+static void unpack_q5_K(const void *row, int64_t n, void *out, int r) {
+    bonsai_u8x4_block *dst = out;
     const block_q5_K *x = row;
     for (int64_t b = 0; b < n / BONSAI_QKK; b++)
         unpack_k4(x[b].scales, F16(x[b].d), F16(x[b].dmin), x[b].qs, x[b].qh, dst + 8 * b, r);
 }
 
-const bonsai_unpack_fn bonsai_unpack[BONSAI_TYPE_COUNT] = {
-    [BONSAI_TYPE_Q4_0] = unpack_q4_0, [BONSAI_TYPE_Q4_1] = unpack_q4_1, [BONSAI_TYPE_Q5_0] = unpack_q5_0,
-    [BONSAI_TYPE_Q5_1] = unpack_q5_1, [BONSAI_TYPE_Q4_K] = unpack_q4_K, [BONSAI_TYPE_Q5_K] = unpack_q5_K,
+// The 16-granular K types: sub-block pairs (16 elements each) fill one 32-element block's two halves.
+
+// q6_K: in each 128-element half of a super-block, 32-element block p takes its low 4 bits from ql
+// (bytes 0..31 or 32..63, low or high nibble) and its top 2 bits from qh (bits 2p, 2p+1);
+// w = d·sc·(q − 32), q < 64.
+static void unpack_q6_K(const void *row, int64_t n, void *out, int r) {
+    const block_q6_K *x = row;
+    bonsai_u8x4h_block *dst = out;
+    for (int64_t b = 0; b < n / BONSAI_QKK; b++) {
+        const float d = F16(x[b].d);
+        for (int j = 0; j < 8; j++, dst++) {
+            const int half = j / 4, p = j % 4;
+            uint8_t lo[32], hi[32], q[32];
+            memcpy(lo, x[b].ql + 64 * half + 32 * (p % 2), 32);
+            memcpy(hi, x[b].qh + 32 * half, 32);
+            const int nib = 4 * (p / 2), hs = 2 * p;
+            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(((lo[l] >> nib) & 0x0f) | (((hi[l] >> hs) & 3) << 4));
+            memcpy(dst->q[r], q, 32);
+            for (int h = 0; h < 2; h++) {
+                dst->d[h][r] = d * (float)x[b].scales[8 * half + 2 * p + h];
+                dst->m[h][r] = -32.0f * dst->d[h][r];
+            }
+        }
+    }
+}
+
+// q3_K: in each 128-element half, block j (0..3) is bits 2j..2j+1 of qs[0..31] with the high bit from
+// hmask bit 4·half + j; w = d·(sc − 32)·(q − 4), q < 8, with sixteen 6-bit scales packed in 12 bytes.
+static void unpack_q3_K(const void *row, int64_t n, void *out, int r) {
+    const block_q3_K *x = row;
+    bonsai_u8x4h_block *dst = out;
+    for (int64_t b = 0; b < n / BONSAI_QKK; b++) {
+        const float d = F16(x[b].d);
+        uint32_t aux[4];
+        memcpy(aux, x[b].scales, 12);
+        const uint32_t tmp = aux[2], m2 = 0x03030303, m4 = 0x0f0f0f0f;
+        aux[2] = ((aux[0] >> 4) & m4) | (((tmp >> 4) & m2) << 4);
+        aux[3] = ((aux[1] >> 4) & m4) | (((tmp >> 6) & m2) << 4);
+        aux[0] = (aux[0] & m4) | (((tmp >> 0) & m2) << 4);
+        aux[1] = (aux[1] & m4) | (((tmp >> 2) & m2) << 4);
+        const int8_t *sc = (const int8_t *)aux;
+        uint8_t hm[32];
+        memcpy(hm, x[b].hmask, 32);
+        for (int j = 0; j < 8; j++, dst++) {
+            const int half = j / 4, shift = 2 * (j % 4), hbit = j;
+            uint8_t lo[32], q[32];
+            memcpy(lo, x[b].qs + 32 * half, 32);
+            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(((lo[l] >> shift) & 3) | (((hm[l] >> hbit) & 1) << 2));
+            memcpy(dst->q[r], q, 32);
+            for (int h = 0; h < 2; h++) {
+                dst->d[h][r] = d * (float)(sc[2 * j + h] - 32);
+                dst->m[h][r] = -4.0f * dst->d[h][r];
+            }
+        }
+    }
+}
+
+// q2_K: as q3_K without the high bit; each 16-element sub-block has a 4-bit scale and a 4-bit min:
+// w = d·(sc & 15)·q − dmin·(sc >> 4), q < 4.
+static void unpack_q2_K(const void *row, int64_t n, void *out, int r) {
+    const block_q2_K *x = row;
+    bonsai_u8x4h_block *dst = out;
+    for (int64_t b = 0; b < n / BONSAI_QKK; b++) {
+        const float d = F16(x[b].d), dmin = F16(x[b].dmin);
+        for (int j = 0; j < 8; j++, dst++) {
+            const int half = j / 4, shift = 2 * (j % 4);
+            uint8_t lo[32], q[32];
+            memcpy(lo, x[b].qs + 32 * half, 32);
+            for (int l = 0; l < 32; l++) q[l] = (uint8_t)((lo[l] >> shift) & 3);
+            memcpy(dst->q[r], q, 32);
+            for (int h = 0; h < 2; h++) {
+                const uint8_t sc = x[b].scales[2 * j + h];
+                dst->d[h][r] = d * (float)(sc & 0xf);
+                dst->m[h][r] = -(dmin * (float)(sc >> 4));
+            }
+        }
+    }
+}
+
+const bonsai_unpacker bonsai_unpack[BONSAI_TYPE_COUNT] = {
+    [BONSAI_TYPE_Q4_0] = {unpack_q4_0, false}, [BONSAI_TYPE_Q4_1] = {unpack_q4_1, false},
+    [BONSAI_TYPE_Q5_0] = {unpack_q5_0, false}, [BONSAI_TYPE_Q5_1] = {unpack_q5_1, false},
+    [BONSAI_TYPE_Q4_K] = {unpack_q4_K, false}, [BONSAI_TYPE_Q5_K] = {unpack_q5_K, false},
+    [BONSAI_TYPE_Q2_K] = {unpack_q2_K, true},  [BONSAI_TYPE_Q3_K] = {unpack_q3_K, true},
+    [BONSAI_TYPE_Q6_K] = {unpack_q6_K, true},
 };
 
 // ------------------------------------------------------------------ activations: 8 tokens → act8x32 blocks
@@ -122,13 +211,16 @@ void bonsai_pack_act8x32(const float *x, int64_t xs, int64_t n, bonsai_act8x32_b
             for (int k = 0; k < BONSAI_QK; k++) amax = amax > fabsf(v[k]) ? amax : fabsf(v[k]);
             const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
             int32_t q[BONSAI_QK];
-            int sum = 0;
+            int sum = 0, sum_lo = 0;
             for (int k = 0; k < BONSAI_QK; k++) { q[k] = (int32_t)nearbyintf(v[k] * id); sum += q[k]; }
+            for (int k = 0; k < BONSAI_QK / 2; k++) sum_lo += q[k];
             for (int k = 0; k < BONSAI_QK; k++) dst[b].qs[k / 4][4 * c + k % 4] = (int8_t)q[k];
             dst[b].d[c] = d;
             dst[b].s[c] = d * (float)sum;
+            dst[b].s_lo[c] = d * (float)sum_lo;
         }
     }
 }
 
-bonsai_gemm_u8_fn bonsai_gemm_u8;   // set by cpu.c where the CPU has a kernel (AVX2: matmul_avx2.c)
+bonsai_gemm_u8_fn bonsai_gemm_u8;     // set by cpu.c where the CPU has the kernels (AVX2: matmul_avx2.c)
+bonsai_gemm_u8h_fn bonsai_gemm_u8h;

@@ -67,15 +67,17 @@ final class KernelTests: XCTestCase {
     }
 }
 
-/// The blocked prompt-processing kernels (2 rows × 8 tokens, 4 × 4) inside bonsai_matmul against one
-/// reference dot per (row, token) on the same quantized activations. Shapes leave remainders on both axes.
+/// q8_0's prompt paths inside bonsai_matmul: below 32 tokens the blocked 4 × 4 int8 kernel, against one
+/// reference dot per (row, token) on the same quantized activations; from 32 tokens the exact f32 gemm,
+/// against the dot of the dequantized weights in double (1e-5 of Σ|w·x|). Shapes leave remainders on both
+/// axes. (The types that unpack: UnpackedMatmulTests.)
 final class BlockedMatmulTests: XCTestCase {
     func testBlockedKernelsEqualPerPairDots() {
         var rng = SplitMix(seed: 3)
         bonsai_set_math(BONSAI_MATH_FAST)
         defer { bonsai_set_math(BONSAI_MATH_F32) }
-        for type in [TensorType.q8_0, .q6_K] {   // the 32-granular types: UnpackedMatmulTests
-            for (rows, T) in [(37, 21), (64, 8), (6, 131)] {
+        for type in [TensorType.q8_0] {
+            for (rows, T) in [(37, 21), (64, 8), (6, 31), (6, 131)] {
                 let cols = 512
                 let rowBytes = type.byteCount(elements: cols)!
                 var w = [UInt8](repeating: 0, count: rows * rowBytes)
@@ -92,11 +94,20 @@ final class BlockedMatmulTests: XCTestCase {
                 w.withUnsafeBytes { wp in
                     var m = bonsai_matrix(type: Int32(type.rawValue), rows: Int64(rows), cols: Int64(cols), row_stride: rowBytes, data: wp.baseAddress!)
                     bonsai_matmul(&m, x, Int64(T), &y, Int64(rows), bias)
+                    var row = [Float](repeating: 0, count: cols)
                     for t in 0 ..< T {
-                        Array(x[t * cols ..< (t + 1) * cols]).withUnsafeBufferPointer { _ = bonsai_quantize_row(at, $0.baseAddress!, &aq, Int64(cols)) }
+                        let xt = Array(x[t * cols ..< (t + 1) * cols])
+                        _ = bonsai_quantize_row(at, xt, &aq, Int64(cols))
                         for r in 0 ..< rows {
-                            let ref = bonsai_vec_dot_ref(Int32(type.rawValue), Int64(cols), wp.baseAddress! + r * rowBytes, aq) + bias[r]
-                            XCTAssertEqual(y[t * rows + r], ref, accuracy: 1e-3, "\(type) \(rows)×\(T): r\(r) t\(t)")
+                            if T >= 32 {
+                                bonsai_matrix_row(&m, Int64(r), &row)
+                                let ref = zip(row, xt).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } + Double(bias[r])
+                                let mag = zip(row, xt).reduce(0.0) { $0 + abs(Double($1.0) * Double($1.1)) }
+                                XCTAssertEqual(Double(y[t * rows + r]), ref, accuracy: 1e-5 * mag, "\(type) \(rows)×\(T): r\(r) t\(t)")
+                            } else {
+                                let ref = bonsai_vec_dot_ref(Int32(type.rawValue), Int64(cols), wp.baseAddress! + r * rowBytes, aq) + bias[r]
+                                XCTAssertEqual(y[t * rows + r], ref, accuracy: 1e-3, "\(type) \(rows)×\(T): r\(r) t\(t)")
+                            }
                         }
                     }
                 }
@@ -105,10 +116,10 @@ final class BlockedMatmulTests: XCTestCase {
     }
 }
 
-/// The prompt path of the 32-granular types (unpacked.c): weights unpacked to bytes + (scale, offset),
-/// activations rounded per token and 32 elements (d = amax/127 in f32, ties to even). Against that
-/// computation in double from the exactly dequantized weights, so unpacking (nibbles, fifth bits, K
-/// scales and mins), activation rounding, the kernel, and the row/token remainders (rows % 4, T % 8 go
+/// The prompt path of the types that unpack (unpacked.c): weights unpacked to bytes + (scale, offset) per
+/// 32 or 16 elements, activations rounded per token and 32 elements (d = amax/127 in f32, ties to even). Against that
+/// computation in double from the exactly dequantized weights, so unpacking (nibbles, high bits, K
+/// scales and mins, q3_K's packed 6-bit scales), activation rounding, the kernel, and the row/token remainders (rows % 4, T % 8 go
 /// through the per-pair kernels, with q8_0/q8_K rounding; they are checked against bonsai_vec_dot_ref)
 /// are all covered. Tolerance: 2e-5 of Σ|w·x| (f32 accumulation over 512 products).
 final class UnpackedMatmulTests: XCTestCase {
@@ -117,7 +128,8 @@ final class UnpackedMatmulTests: XCTestCase {
         var rng = SplitMix(seed: 11)
         bonsai_set_math(BONSAI_MATH_FAST)
         defer { bonsai_set_math(BONSAI_MATH_F32) }
-        for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K] {
+        for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q2_K, .q3_K, .q6_K] {
+            let hasDot = type != .q2_K && type != .q3_K   // without an int8 dot the remainders are exact f32
             for (rows, T) in [(37, 21), (64, 8), (6, 131)] {
                 let cols = 512
                 let rowBytes = type.byteCount(elements: cols)!
@@ -141,6 +153,8 @@ final class UnpackedMatmulTests: XCTestCase {
                             let ref: Double
                             if t < kernelTokens && r < kernelRows {
                                 ref = Self.roundedDot(row, xt)
+                            } else if !hasDot {
+                                ref = zip(row, xt).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
                             } else {
                                 _ = bonsai_quantize_row(at, xt, &aq, Int64(cols))
                                 ref = Double(bonsai_vec_dot_ref(Int32(type.rawValue), Int64(cols), wp.baseAddress! + r * rowBytes, aq))
