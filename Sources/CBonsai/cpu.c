@@ -239,6 +239,7 @@ static void simd_init_once(void) {
             bonsai_register_avx2_dequant(bonsai_fast_dequant);
             bonsai_gemm_u8 = bonsai_gemm_u8_avx2;
             bonsai_gemm_u8h = bonsai_gemm_u8h_avx2;
+            bonsai_pack_act8x32_kernel = bonsai_pack_act8x32_avx2;
         }
     }
     if (!features[0]) strcpy(features, "SSE2");

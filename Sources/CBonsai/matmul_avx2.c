@@ -567,6 +567,53 @@ AVX2 void bonsai_gemm_u8h_avx2(int64_t nb, const bonsai_u8x4h_block *w, const bo
     for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
 }
 
+// bonsai_pack_act8x32 in AVX2, bit-identical to the portable loop (same products, amax, 1/d, and
+// round-to-nearest-even conversion): each token's 32 bytes in element order, then an 8 × 8 transpose of
+// dwords puts token c's bytes 4j..4j+3 in lane c of qs[j].
+AVX2 void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t b = 0; b < n / BONSAI_QK; b++) {
+        __m256i tok[8];
+        for (int c = 0; c < 8; c++) {
+            const float *p = x + c * xs + b * BONSAI_QK;
+            __m256 v[4];
+            for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(p + 8 * i);
+            __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                     _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_movehdup_ps(h));
+            const float d = _mm_cvtss_f32(h) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+            const __m256 vid = _mm256_set1_ps(id);
+            __m256i q[4];
+            for (int i = 0; i < 4; i++) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid));
+            const int sum_lo = hsum_epi32(_mm256_add_epi32(q[0], q[1]));
+            const int sum = sum_lo + hsum_epi32(_mm256_add_epi32(q[2], q[3]));
+            const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            tok[c] = _mm256_permutevar8x32_epi32(bytes, order);
+            dst[b].d[c] = d;
+            dst[b].s[c] = d * (float)sum;
+            dst[b].s_lo[c] = d * (float)sum_lo;
+        }
+        __m256i t[8], u[8];
+        for (int i = 0; i < 4; i++) {
+            t[2 * i] = _mm256_unpacklo_epi32(tok[2 * i], tok[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_epi32(tok[2 * i], tok[2 * i + 1]);
+        }
+        for (int i = 0; i < 2; i++) {   // i = 0: tokens 0..3, i = 1: tokens 4..7
+            u[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+            u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+        }
+        for (int j = 0; j < 4; j++) {
+            _mm256_storeu_si256((__m256i *)dst[b].qs[j], _mm256_permute2x128_si256(u[j], u[4 + j], 0x20));
+            _mm256_storeu_si256((__m256i *)dst[b].qs[j + 4], _mm256_permute2x128_si256(u[j], u[4 + j], 0x31));
+        }
+    }
+}
+
 void bonsai_register_avx2_gemm8(bonsai_gemm4x8_fn table[BONSAI_TYPE_COUNT]) {
     table[BONSAI_TYPE_Q4_0] = gemm4x8_q4_0;
     table[BONSAI_TYPE_Q4_K] = gemm4x8_q4_K;

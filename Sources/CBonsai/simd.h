@@ -46,6 +46,11 @@ typedef struct { bonsai_unpack_fn unpack; bool halves; } bonsai_unpacker;
 extern const bonsai_unpacker bonsai_unpack[BONSAI_TYPE_COUNT];
 // Rows x, x + xs, …, x + 7·xs (n floats each) → n/32 blocks.
 void bonsai_pack_act8x32(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
+typedef void (*bonsai_pack_act8x32_fn)(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
+extern bonsai_pack_act8x32_fn bonsai_pack_act8x32_kernel;   // an ISA version (bit-identical), or NULL
+#if defined(__x86_64__)
+void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
+#endif
 // out[r][c] = Σ_b d_w[r]·d_a[c]·Σ_k q_w·q_a + m_w[r]·s_a[c] over nb blocks: row r · token c.
 typedef void (*bonsai_gemm_u8_fn)(int64_t nb, const bonsai_u8x4_block *w, const bonsai_act8x32_block *a,
                                   float out[4][8]);

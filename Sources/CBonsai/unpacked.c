@@ -202,7 +202,10 @@ const bonsai_unpacker bonsai_unpack[BONSAI_TYPE_COUNT] = {
 // ------------------------------------------------------------------ activations: 8 tokens → act8x32 blocks
 // Per token and 32 elements: d = amax / 127, q = x / d rounded to nearest (ties to even, which vectorizes;
 // ggml's q8_0 rounds ties away from zero), d kept in f32.
+bonsai_pack_act8x32_fn bonsai_pack_act8x32_kernel;
+
 void bonsai_pack_act8x32(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst) {
+    if (bonsai_pack_act8x32_kernel) { bonsai_pack_act8x32_kernel(x, xs, n, dst); return; }
     for (int64_t b = 0; b < n / BONSAI_QK; b++) {
         for (int c = 0; c < 8; c++) {
             float v[BONSAI_QK];

@@ -13,6 +13,7 @@ final class BackwardKernelTests: XCTestCase {
     /// dX = dY W for every type, against Σ in double of the exactly dequantized rows. The gemm sums in f32
     /// over at most `rows` terms: agreement to 1e-5 of Σ|dy·w|.
     func testMatmulBackwardEveryTypeAndShape() {
+        bonsai_set_math(BONSAI_MATH_F32)
         var rng = SplitMix(seed: 21)
         let types: [TensorType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q8_0, .q4_K, .q5_K, .q6_K]
         for type in types {
