@@ -101,8 +101,10 @@ float bonsai_vec_dot_ref(int type, int64_t n, const void *w, const void *a);
 // The dot product the fast path uses (an ISA-specific kernel where one exists, else the reference).
 float bonsai_vec_dot(int type, int64_t n, const void *w, const void *a);
 
-// How matmuls compute. FAST: weights of a type with an int8 kernel multiply activations quantized to
-// its vec_dot_type (as llama.cpp does; activation rounding ~0.4% per element). F32: weights are
+// How matmuls compute. FAST: int8 products where the CPU has kernels for the weight type — one token:
+// activations quantized to the type's vec_dot_type (as llama.cpp does); prompts of 4+ tokens: rounded per
+// 32 elements with f32 scales against unpacked weights (activation rounding ~0.4% per element either
+// way); q8_0 prompts of 32+ tokens and types without kernels: the exact f32 product. F32: weights are
 // dequantized to f32 and multiplied with f32 activations (matches float32 frameworks to ~1e-6).
 typedef enum { BONSAI_MATH_FAST = 0, BONSAI_MATH_F32 = 1 } bonsai_math;
 void bonsai_set_math(bonsai_math mode);
