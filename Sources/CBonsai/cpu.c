@@ -177,7 +177,6 @@ static void gelu_generic(float *x, int64_t n) {
 bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
 bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 bonsai_gemm4x4_fn bonsai_fast_gemm4x4[BONSAI_TYPE_COUNT];
-bonsai_gemm4x8_fn bonsai_fast_gemm4x8[BONSAI_TYPE_COUNT];
 bonsai_dot_fn bonsai_dot_f32 = dot_f32_generic;
 bonsai_axpy_fn bonsai_axpy_f32 = axpy_f32_generic;
 bonsai_gelu_fn bonsai_gelu_f32 = gelu_generic;
@@ -235,7 +234,6 @@ static void simd_init_once(void) {
         if (caps.f16c) {
             bonsai_register_avx2_kernels(bonsai_fast_dot);
             bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);
-            bonsai_register_avx2_gemm8(bonsai_fast_gemm4x8);
             bonsai_register_avx2_dequant(bonsai_fast_dequant);
             bonsai_gemm_u8 = bonsai_gemm_u8_avx2;
             bonsai_gemm_u8h = bonsai_gemm_u8h_avx2;

@@ -71,33 +71,22 @@ static void matmul_f32(const bonsai_matrix *W, const float *X, int64_t T, float 
 // tokens the padded unpacked path beats a dot per pair (3-token prompt 7.6 vs 7.2 t/s, 6 tokens 14.2 vs 10.1).
 enum { TOKEN_CHUNK = 64, UNPACK_MIN_TOKENS = 4 };
 
+// matmul_int8: a token at a time (generation), a few tokens, or q8_0 prompts below 32 tokens. Activations
+// are quantized to the type's vec_dot_type; each (row, token) pair is one int8 dot, or 4 × 4 pairs at once
+// where the type has a blocked kernel (q8_0).
 static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const float *X, int64_t T, float *Y,
                         int64_t y_stride, const float *bias) {
     const int64_t rows = W->rows, cols = W->cols;
     const int at = bonsai_type_info(W->type)->vec_dot_type;
     const size_t arow = bonsai_row_size(at, cols), wrow = W->row_stride;
     char *aq = scratch_get(&act_buf, arow * (size_t)T);
-    // Kernels by preference: 4 rows × 8 tokens (interleaved activations), 4 × 4, then one dot per pair.
-    bonsai_gemm4x8_fn g8 = T >= 8 ? bonsai_fast_gemm4x8[W->type] : NULL;
-    bonsai_gemm4x4_fn g4 = !g8 && T >= 4 ? bonsai_fast_gemm4x4[W->type] : NULL;
-    const int64_t tw = g8 ? 8 : g4 ? 4 : 1;                 // tokens per kernel call
-    const int64_t group = g8 || g4 ? 4 : TILE_ROWS;       // rows per kernel call
+    bonsai_gemm4x4_fn g4 = T >= 4 ? bonsai_fast_gemm4x4[W->type] : NULL;
+    const int64_t group = g4 ? 4 : TILE_ROWS;   // rows per step
     const int64_t ngroups = (rows + group - 1) / group;
-    const bool ktype = at == BONSAI_TYPE_Q8_K;
-    const int64_t nb = cols / (ktype ? BONSAI_QKK : BONSAI_QK);
-    const size_t a8size = !g8 ? 0 : ktype ? bonsai_act8k_size(nb) : bonsai_act8_size(nb);
-    char *a8 = g8 ? scratch_get(&act8_buf, a8size * (size_t)(T / 8)) : NULL;
 #pragma omp parallel if (rows * cols * T > 32768)
     {
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < T; t++) bonsai_quantize_row(at, X + t * cols, aq + (size_t)t * arow, cols);
-        if (g8) {
-#pragma omp for schedule(static)
-            for (int64_t t8 = 0; t8 < T / 8; t8++) {
-                void (*pack)(const void *, size_t, int64_t, void *) = ktype ? bonsai_pack_act8k : bonsai_pack_act8;
-                pack(aq + (size_t)(8 * t8) * arow, arow, nb, a8 + (size_t)t8 * a8size);
-            }
-        }
         for (int64_t t0 = 0; t0 < T; t0 += TOKEN_CHUNK) {
             const int64_t t1 = t0 + TOKEN_CHUNK < T ? t0 + TOKEN_CHUNK : T;
 #pragma omp for schedule(static) nowait
@@ -105,19 +94,12 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
                 const int64_t r0 = g * group, nr = rows - r0 < group ? rows - r0 : group;
                 const char *w = (const char *)W->data + (size_t)r0 * wrow;
                 int64_t t = t0;
-                if (nr == group && tw > 1) {
-                    for (; t + tw <= t1; t += tw) {
-                        float out[4][8];
-                        if (g8) {
-                            g8(cols, w, wrow, a8 + (size_t)(t / 8) * a8size, out);
-                        } else {
-                            float o4[4][4];
-                            g4(cols, w, wrow, aq + (size_t)t * arow, arow, o4);
-                            for (int r = 0; r < 4; r++) for (int c = 0; c < 4; c++) out[r][c] = o4[r][c];
-                        }
-                        for (int64_t c = 0; c < tw; c++)
-                            for (int64_t r = 0; r < group; r++)
-                                Y[(t + c) * y_stride + r0 + r] = out[r][c] + (bias ? bias[r0 + r] : 0.0f);
+                if (g4 && nr == 4) {
+                    for (; t + 4 <= t1; t += 4) {
+                        float out[4][4];
+                        g4(cols, w, wrow, aq + (size_t)t * arow, arow, out);
+                        for (int64_t c = 0; c < 4; c++)
+                            for (int64_t r = 0; r < 4; r++) Y[(t + c) * y_stride + r0 + r] = out[r][c] + (bias ? bias[r0 + r] : 0.0f);
                     }
                 }
                 for (; t < t1; t++) {
@@ -226,12 +208,18 @@ static void matmul_gemm(const bonsai_matrix *W, const float *X, int64_t T, float
     }
 }
 
+// The type's int8 dot product, if the CPU has one and the rows are whole blocks of its activation type.
+static bonsai_vec_dot_fn int8_dot(const bonsai_matrix *W) {
+    bonsai_vec_dot_fn dot = bonsai_fast_dot[W->type];
+    const bonsai_type_traits *t = bonsai_type_info(W->type);
+    return dot && W->cols % bonsai_type_info(t->vec_dot_type)->block_size == 0 ? dot : NULL;
+}
+
 // A few rows or tokens: an int8 dot per pair where the type has one, else the exact f32 path.
 static void matmul_rest(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
                         const float *bias) {
-    bonsai_vec_dot_fn dot = bonsai_fast_dot[W->type];
-    const bonsai_type_traits *t = bonsai_type_info(W->type);
-    if (dot && W->cols % bonsai_type_info(t->vec_dot_type)->block_size == 0) matmul_int8(W, dot, X, T, Y, y_stride, bias);
+    bonsai_vec_dot_fn dot = int8_dot(W);
+    if (dot) matmul_int8(W, dot, X, T, Y, y_stride, bias);
     else matmul_f32(W, X, T, Y, y_stride, bias);
 }
 
@@ -250,8 +238,8 @@ void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, 
         // AVX2 its 4 × 4 int8 kernel is slower for long prompts than the f32 gemm over dequantized tiles
         // (pp512 15.5 vs 22.1 tokens/s on the full-size synth file), which is also exact.
         const bool long_q8 = W->type == BONSAI_TYPE_Q8_0 && T >= GEMM_Q8_0_TOKENS;
-        bonsai_vec_dot_fn dot = bonsai_fast_dot[W->type];
-        if (dot && !long_q8 && W->cols % bonsai_type_info(t->vec_dot_type)->block_size == 0) {
+        bonsai_vec_dot_fn dot = int8_dot(W);
+        if (dot && !long_q8) {
             matmul_int8(W, dot, X, T, Y, y_stride, bias);
             return;
         }

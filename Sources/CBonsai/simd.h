@@ -21,14 +21,6 @@ extern bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
 // Must equal four times four bonsai_fast_dot calls up to float rounding.
 typedef void (*bonsai_gemm4x4_fn)(int64_t n, const void *w, size_t ws, const void *a, size_t as, float out[4][4]);
 extern bonsai_gemm4x4_fn bonsai_fast_gemm4x4[BONSAI_TYPE_COUNT];
-// Four weight rows × eight tokens whose activations were interleaved by bonsai_pack_act8(k).
-typedef void (*bonsai_gemm4x8_fn)(int64_t n, const void *w, size_t ws, const void *act8, float out[4][8]);
-extern bonsai_gemm4x8_fn bonsai_fast_gemm4x8[BONSAI_TYPE_COUNT];
-// Interleave 8 tokens' activation rows (q8_0 → act8, q8_K → act8k) for the 2 × 8 kernels.
-void bonsai_pack_act8(const void *a, size_t as, int64_t nb, void *dst);
-size_t bonsai_act8_size(int64_t nb);
-void bonsai_pack_act8k(const void *a, size_t as, int64_t nb, void *dst);
-size_t bonsai_act8k_size(int64_t nb);
 
 // The prompt kernel over unpacked weights (unpacked.c). Four weight rows, one 32-element block, one byte
 // per element with a scale and an offset per row: w[r][k] = d[r]·q[r][k] + m[r], q < 32.
@@ -69,7 +61,6 @@ extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 
 #if defined(__x86_64__)
 void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]);
-void bonsai_register_avx2_gemm8(bonsai_gemm4x8_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]);
 #endif
