@@ -31,8 +31,9 @@ final class FastPathTests: XCTestCase {
 
     /// Against llama.cpp's logits (gguf_<type>) and against the exact f32 computation on the same weights
     /// (hf_dequant_<type>). The README's gguf_<type> vs hf_dequant_<type> difference is what llama.cpp's
-    /// activation rounding alone does. Where both engines round activations the same way (q8_0: q8_0 blocks
-    /// with f16 scales) we may differ from llama.cpp by that much (×1.1, accumulation order). The prompt path of
+    /// activation rounding alone does. For q8_0 we may differ from llama.cpp by that much (×1.1, accumulation
+    /// order): below 32 tokens both engines round to q8_0 blocks with f16 scales, from 32 tokens on our
+    /// prompts are exact and differ from llama.cpp by llama.cpp's own rounding. The prompt path of
     /// the 32-granular types rounds per 32 elements with f32 scales (llama.cpp: f16 scales, and per 256
     /// for the K types), so there the two roundings are independent and |ours − llama.cpp| ≤ |ours − exact| +
     /// |llama.cpp − exact|: 2 × 1.1 × the observed figure. What makes this strict is the second bound: our
