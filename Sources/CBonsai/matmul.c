@@ -165,7 +165,8 @@ static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, const flo
 // the gemm's B panels (transposed: the rows become the output columns) and stays in L2 while every
 // token streams past. The dequantization costs 1/T per product and the f32 gemm runs at ~3/4 of the FMA
 // peak. The exact path for prompts (F32 math, and f16/bf16/f32 weights); for the quantized types the
-// int8 kernels are faster still (pp512 on q4_0: 17.7 t/s this way, 19.2 with int8). Threads split the rows.
+// int8 kernels are faster still (pp512 on q4_0: 17.7 t/s this way, 33 with the unpacked kernels). Threads
+// split the rows.
 enum { GW_ROWS = 128, GW_COLS = 256, GEMM_MIN_TOKENS = 4, GEMM_Q8_0_TOKENS = 32 };
 
 // Rows r0 .. r0+nr of W, columns c0 .. c0+nc, dequantized into 16-column panels of the transposed tile.

@@ -5,6 +5,7 @@
 // type has one), and one float multiply per block by the two block scales. Tested against the reference.
 #include "bonsai.h"
 #include "simd.h"
+#include "kscales.h"
 #include <stddef.h>
 #include <string.h>
 
@@ -94,16 +95,6 @@ AVX2 static float dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
 // A 256-block is 8 sub-blocks of 32 with 6-bit scale sc and min m:
 //   sum = d·dy · Σ_s sc_s Σ q·y  −  dmin·dy · Σ_s m_s Σ y
 // madd by the broadcast scale folds sc_s in, so the block accumulates exactly in i32.
-static inline void q4_K_scales(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        m[j] = q[j + 4] & 63;
-    }
-    for (int j = 4; j < 8; j++) {
-        sc[j] = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-        m[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
 
 // One 256-block of q4_K or q5_K against q8_K: isum = Σ_s sc_s Σ q y (i32 lanes) and msum = Σ_s m_s Σ y.
 // q5_K's fifth bit comes from qh: bit 2j of qh[l] tops element l of sub-block 2j (the low nibbles),
@@ -112,7 +103,7 @@ AVX2 static inline void k4_block(const uint8_t scales[12], const uint8_t *q, con
                                  __m256i *isum_out, int *msum_out) {
     const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
     uint8_t sc[8], m[8];
-    q4_K_scales(scales, sc, m);   // q4_K and q5_K pack their 6-bit scales and mins alike
+    bonsai_k4_scales(scales, sc, m);   // q4_K and q5_K pack their 6-bit scales and mins alike
     const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
     __m256i isum = _mm256_setzero_si256();
     for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)

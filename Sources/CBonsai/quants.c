@@ -7,6 +7,7 @@
 #pragma STDC FP_CONTRACT OFF
 
 #include "bonsai.h"
+#include "kscales.h"
 #include <math.h>
 #include <string.h>
 
@@ -175,19 +176,12 @@ static void dequant_q2_K(const void *src, float *y, int64_t n) {
 
 static void dequant_q3_K(const void *src, float *y, int64_t n) {
     const block_q3_K *x = src;
-    const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
         const float d_all = F16(x[i].d);
         const uint8_t *q = x[i].qs, *hm = x[i].hmask;
         uint8_t m = 1;
-        uint32_t aux[4];
-        memcpy(aux, x[i].scales, 12);
-        const uint32_t tmp = aux[2];
-        aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
-        aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
-        aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
-        aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
-        const int8_t *scales = (const int8_t *)aux;
+        int8_t scales[16];
+        bonsai_q3_K_scales(x[i].scales, scales);
         int is = 0;
         for (int k = 0; k < BONSAI_QKK; k += 128) {
             int shift = 0;
@@ -206,29 +200,17 @@ static void dequant_q3_K(const void *src, float *y, int64_t n) {
     }
 }
 
-// The K types pack eight 6-bit (scale, min) pairs into 12 bytes.
-static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
-    }
-}
-
 static void dequant_q4_K(const void *src, float *y, int64_t n) {
     const block_q4_K *x = src;
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
         const uint8_t *q = x[i].qs;
         const float d = F16(x[i].d), min = F16(x[i].dmin);
         int is = 0;
-        uint8_t sc, m;
+        uint8_t sc[8], mn[8];
+        bonsai_k4_scales(x[i].scales, sc, mn);
         for (int j = 0; j < BONSAI_QKK; j += 64) {
-            scale_min_k4(is + 0, x[i].scales, &sc, &m);
-            const float d1 = d * sc, m1 = min * m;
-            scale_min_k4(is + 1, x[i].scales, &sc, &m);
-            const float d2 = d * sc, m2 = min * m;
+            const float d1 = d * sc[is], m1 = min * mn[is];
+            const float d2 = d * sc[is + 1], m2 = min * mn[is + 1];
             for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xf) - m1;
             for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
             q += 32;
@@ -243,12 +225,11 @@ static void dequant_q5_K(const void *src, float *y, int64_t n) {
         const uint8_t *ql = x[i].qs, *qh = x[i].qh;
         const float d = F16(x[i].d), min = F16(x[i].dmin);
         int is = 0;
-        uint8_t sc, m, u1 = 1, u2 = 2;
+        uint8_t sc[8], mn[8], u1 = 1, u2 = 2;
+        bonsai_k4_scales(x[i].scales, sc, mn);
         for (int j = 0; j < BONSAI_QKK; j += 64) {
-            scale_min_k4(is + 0, x[i].scales, &sc, &m);
-            const float d1 = d * sc, m1 = min * m;
-            scale_min_k4(is + 1, x[i].scales, &sc, &m);
-            const float d2 = d * sc, m2 = min * m;
+            const float d1 = d * sc[is], m1 = min * mn[is];
+            const float d2 = d * sc[is + 1], m2 = min * mn[is + 1];
             for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xf) + (qh[l] & u1 ? 16 : 0)) - m1;
             for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
             ql += 32;

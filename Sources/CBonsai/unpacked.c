@@ -8,6 +8,7 @@
 // (row, token) pair, which is what made the per-type kernels slow (pp512 on q4_0: 19 → 32 tokens/s).
 // Tested through bonsai_matmul against the same computation in double (UnpackedMatmulTests).
 #include "simd.h"
+#include "kscales.h"
 #include <math.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ static inline void nibbles(const uint8_t src[16], uint8_t out[32]) {
     for (int j = 0; j < 16; j++) { q[j] = in[j] & 0x0f; q[j + 16] = in[j] >> 4; }
     memcpy(out, q, 32);
 }
+
 static void unpack_q4_0(const void *row, int64_t n, void *out, int r) {
     bonsai_u8x4_block *dst = out;
     const block_q4_0 *x = row;
@@ -74,27 +76,21 @@ static void unpack_q5_1(const void *row, int64_t n, void *out, int r) {
     }
 }
 
-// The K types' eight 6-bit (scale, min) pairs in 12 bytes (as quants.c's scale_min_k4).
-static inline void k_scale_min(int j, const uint8_t *s, int *sc, int *mn) {
-    if (j < 4) { *sc = s[j] & 63; *mn = s[j + 4] & 63; }
-    else { *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4); *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4); }
-}
-
 // q4_K/q5_K: sub-block j (32 elements) is d·sc_j·q − dmin·m_j. qh (q5_K) holds sub-block j's fifth bits
 // in bit j of each of its 32 bytes.
 static void unpack_k4(const uint8_t *scales, float d, float dmin, const uint8_t *qs, const uint8_t *qh,
                       bonsai_u8x4_block *dst, int r) {
+    uint8_t sc[8], mn[8];
+    bonsai_k4_scales(scales, sc, mn);
     for (int j = 0; j < 8; j++) {
-        int sc, mn;
-        k_scale_min(j, scales, &sc, &mn);
         uint8_t q[32], h[32] = {0};
         memcpy(q, qs + 32 * (j / 2), 32);
         if (qh) memcpy(h, qh, 32);
         const int shift = 4 * (j % 2);
         for (int l = 0; l < 32; l++) q[l] = (uint8_t)(((q[l] >> shift) & 0x0f) | (((h[l] >> j) & 1) << 4));
         memcpy(dst[j].q[r], q, 32);
-        dst[j].d[r] = d * (float)sc;
-        dst[j].m[r] = -(dmin * (float)mn);
+        dst[j].d[r] = d * (float)sc[j];
+        dst[j].m[r] = -(dmin * (float)mn[j]);
     }
 }
 
@@ -145,14 +141,8 @@ static void unpack_q3_K(const void *row, int64_t n, void *out, int r) {
     bonsai_u8x4h_block *dst = out;
     for (int64_t b = 0; b < n / BONSAI_QKK; b++) {
         const float d = F16(x[b].d);
-        uint32_t aux[4];
-        memcpy(aux, x[b].scales, 12);
-        const uint32_t tmp = aux[2], m2 = 0x03030303, m4 = 0x0f0f0f0f;
-        aux[2] = ((aux[0] >> 4) & m4) | (((tmp >> 4) & m2) << 4);
-        aux[3] = ((aux[1] >> 4) & m4) | (((tmp >> 6) & m2) << 4);
-        aux[0] = (aux[0] & m4) | (((tmp >> 0) & m2) << 4);
-        aux[1] = (aux[1] & m4) | (((tmp >> 2) & m2) << 4);
-        const int8_t *sc = (const int8_t *)aux;
+        int8_t sc[16];
+        bonsai_q3_K_scales(x[b].scales, sc);
         uint8_t hm[32];
         memcpy(hm, x[b].hmask, 32);
         for (int j = 0; j < 8; j++, dst++) {
