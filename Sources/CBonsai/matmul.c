@@ -19,7 +19,7 @@ bonsai_math bonsai_get_math(void) { return math_mode; }
 
 // Grow-only scratch: the decode loop allocates nothing after the first token.
 typedef struct { void *p; size_t cap; } scratch;
-static _Thread_local scratch tile_buf, act_buf, act8_buf, wrow_buf, unpacked_buf;
+static _Thread_local scratch tile_buf, act_buf, act8_buf, wrow_buf, unpacked_buf, layout_buf;
 static _Thread_local scratch pack_buf;   // packed activations: the caller's, shared by its OpenMP team
 
 static void *scratch_get(scratch *s, size_t bytes) {
@@ -38,7 +38,12 @@ void bonsai_matrix_row(const bonsai_matrix *W, int64_t r, float *dst) {
 float bonsai_vec_dot(int type, int64_t n, const void *w, const void *a) {
     bonsai_simd_init();
     bonsai_vec_dot_fn f = type >= 0 && type < BONSAI_TYPE_COUNT ? bonsai_fast_dot[type] : NULL;
-    return f ? f(n, w, a) : bonsai_vec_dot_ref(type, n, w, a);
+    if (!f) return bonsai_vec_dot_ref(type, n, w, a);
+    const bonsai_act_layout layout = bonsai_fast_act[type];
+    if (!layout.make) return f(n, w, a);
+    void *act = scratch_get(&layout_buf, layout.size(n));
+    layout.make(a, n, act);
+    return f(n, w, act);
 }
 
 static void matmul_f32(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
@@ -78,15 +83,21 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
                         int64_t y_stride, const float *bias) {
     const int64_t rows = W->rows, cols = W->cols;
     const int at = bonsai_type_info(W->type)->vec_dot_type;
-    const size_t arow = bonsai_row_size(at, cols), wrow = W->row_stride;
-    char *aq = scratch_get(&act_buf, arow * (size_t)T);
-    bonsai_gemm4x4_fn g4 = T >= 4 ? bonsai_fast_gemm4x4[W->type] : NULL;
+    const bonsai_act_layout layout = bonsai_fast_act[W->type];
+    const size_t qrow = bonsai_row_size(at, cols), wrow = W->row_stride;
+    const size_t arow = layout.make ? layout.size(cols) : qrow;   // what the dot reads, per token
+    char *aq = scratch_get(&act_buf, qrow * (size_t)T);
+    char *al = layout.make ? scratch_get(&layout_buf, arow * (size_t)T) : aq;
+    bonsai_gemm4x4_fn g4 = T >= 4 && !layout.make ? bonsai_fast_gemm4x4[W->type] : NULL;
     const int64_t group = g4 ? 4 : TILE_ROWS;   // rows per step
     const int64_t ngroups = (rows + group - 1) / group;
 #pragma omp parallel if (rows * cols * T > 32768)
     {
 #pragma omp for schedule(static)
-        for (int64_t t = 0; t < T; t++) bonsai_quantize_row(at, X + t * cols, aq + (size_t)t * arow, cols);
+        for (int64_t t = 0; t < T; t++) {
+            bonsai_quantize_row(at, X + t * cols, aq + (size_t)t * qrow, cols);
+            if (layout.make) layout.make(aq + (size_t)t * qrow, cols, al + (size_t)t * arow);
+        }
         for (int64_t t0 = 0; t0 < T; t0 += TOKEN_CHUNK) {
             const int64_t t1 = t0 + TOKEN_CHUNK < T ? t0 + TOKEN_CHUNK : T;
 #pragma omp for schedule(static) nowait
@@ -97,13 +108,13 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
                 if (g4 && nr == 4) {
                     for (; t + 4 <= t1; t += 4) {
                         float out[4][4];
-                        g4(cols, w, wrow, aq + (size_t)t * arow, arow, out);
+                        g4(cols, w, wrow, al + (size_t)t * arow, arow, out);
                         for (int64_t c = 0; c < 4; c++)
                             for (int64_t r = 0; r < 4; r++) Y[(t + c) * y_stride + r0 + r] = out[r][c] + (bias ? bias[r0 + r] : 0.0f);
                     }
                 }
                 for (; t < t1; t++) {
-                    const char *a = aq + (size_t)t * arow;
+                    const char *a = al + (size_t)t * arow;
                     for (int64_t i = 0; i < nr; i++)
                         Y[t * y_stride + r0 + i] = dot(cols, w + (size_t)i * wrow, a) + (bias ? bias[r0 + i] : 0.0f);
                 }

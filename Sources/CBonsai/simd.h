@@ -17,6 +17,24 @@ extern bonsai_axpy_fn bonsai_axpy_f32;
 typedef float (*bonsai_vec_dot_fn)(int64_t n, const void *w, const void *a);
 // Per weight type, the ISA kernel chosen at start-up, or NULL (then the f32 path runs).
 extern bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
+// Some fast dots read the activation row in a layout of their own, made once per token from the
+// vec_dot_type row (bonsai_fast_act[type].make; size: its bytes for n elements). NULL make: the dot reads
+// the vec_dot_type row itself.
+typedef struct { size_t (*size)(int64_t n); void (*make)(const void *a, int64_t n, void *dst); } bonsai_act_layout;
+extern bonsai_act_layout bonsai_fast_act[BONSAI_TYPE_COUNT];
+
+// q4_0's generation activation, per 8 blocks (256 elements) from q8_0 blocks y_0..y_7. A q4_0 block's low
+// nibbles are its elements 0..15 and its high nibbles 16..31, so one 32-byte load of blocks 2j and 2j+1
+// gives the nibbles that meet lo[j] and hi[j]. The scales are f32, converted once per token instead of
+// once per row. A last partial group is padded with zero blocks.
+typedef struct {
+    int8_t lo[4][32];   // pair j: elements 0..15 of y_2j, then of y_2j+1
+    int8_t hi[4][32];   // elements 16..31 of the same blocks
+    float d[8];         // y_0..y_7's scales
+    float c[8];         // 8·Σy of y_0..y_7 (for q4_0's q − 8; exact in f32: |8Σy| ≤ 8·32·127)
+} bonsai_q4_0_act8;     // 320 B
+size_t bonsai_q4_0_act_size(int64_t n);
+void bonsai_q4_0_act_make(const void *a, int64_t n, void *dst);
 // out[r][c] = row r of w (rows ws bytes apart) · activation row c of a (as bytes apart), 4 × 4.
 // Must equal four times four bonsai_fast_dot calls up to float rounding.
 typedef void (*bonsai_gemm4x4_fn)(int64_t n, const void *w, size_t ws, const void *a, size_t as, float out[4][4]);
@@ -61,7 +79,7 @@ extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 
 #if defined(__x86_64__)
 void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]);
-void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]);
+void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT], bonsai_act_layout acts[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]);
 #endif
 

@@ -13,7 +13,7 @@ final class KernelTests: XCTestCase {
         for type in [TensorType.q4_0, .q8_0, .q4_K, .q6_K, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q5_K] {
             let info = bonsai_type_info(Int32(type.rawValue))!.pointee
             let at = Int(info.vec_dot_type)
-            for n in [256, 2560, 10240] {
+            for n in [256, 2560, 10240] + (type.blockSize == 32 ? [32, 96, 2592] : []) {
                 let w = randomRow(type, n, &rng)
                 var x = [Float](repeating: 0, count: n)
                 for i in x.indices { x[i] = Float.random(in: -3 ... 3, using: &rng) }

@@ -1,0 +1,30 @@
+// act_layout.c — activation rows rearranged once per token for a generation kernel (simd.h's
+// bonsai_act_layout). Generation multiplies one activation row with every weight row of a matrix, so
+// anything done to the activation here is paid once, not once per row.
+#include "simd.h"
+#include <string.h>
+
+// q4_0 (bonsai_q4_0_act8): from the q8_0 row the kernel's dot would otherwise read.
+size_t bonsai_q4_0_act_size(int64_t n) {
+    const int64_t nb = n / BONSAI_QK;
+    return (size_t)((nb + 7) / 8) * sizeof(bonsai_q4_0_act8);
+}
+
+void bonsai_q4_0_act_make(const void *a, int64_t n, void *dst) {
+    const block_q8_0 *y = a;
+    const int64_t nb = n / BONSAI_QK;
+    bonsai_q4_0_act8 *g = dst;
+    memset(g, 0, bonsai_q4_0_act_size(n));   // the last group's missing blocks stay zero
+    for (int64_t i = 0; i < nb; i++) {
+        bonsai_q4_0_act8 *o = g + i / 8;
+        const int b = (int)(i % 8), j = b / 2, h = b % 2;
+        int32_t sum = 0;
+        for (int k = 0; k < 16; k++) {
+            o->lo[j][16 * h + k] = y[i].qs[k];
+            o->hi[j][16 * h + k] = y[i].qs[16 + k];
+        }
+        for (int k = 0; k < BONSAI_QK; k++) sum += y[i].qs[k];
+        o->c[b] = (float)(8 * sum);
+        o->d[b] = bonsai_f16_to_f32(y[i].d);
+    }
+}
