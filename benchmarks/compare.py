@@ -79,25 +79,27 @@ def main():
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
     import llama_cpp
-    bw = bandwidth_gbs()
+    bw = bandwidth_gbs()   # measured again beside each file: the shared machine's bandwidth drifts
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; CPU {cpu}, {os.cpu_count()} cores; "
           f"threads {a.threads}; read bandwidth {bw:.1f} GB/s; llama-cpp-python {llama_cpp.__version__}\n")
     print("| file | size | bonsai pp512 | llama.cpp pp512 | ratio | bonsai tg128 | llama.cpp tg128 | ratio | "
-          "tg bound | bonsai % of bound | bonsai peak RSS |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "read GB/s | tg bound | bonsai % of bound | bonsai peak RSS |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for path in a.models:
+        bw = bandwidth_gbs()
         b1 = bonsai(a.bonsai, path, a.threads, a.reps)
         l1 = llama(path, a.threads, a.reps)
         b2 = bonsai(a.bonsai, path, a.threads, a.reps)   # alternate: B L B L
         l2 = llama(path, a.threads, a.reps)
         bpp, btg = b1["pp"] + b2["pp"], b1["tg"] + b2["tg"]
         lpp, ltg = l1["pp"] + l2["pp"], l1["tg"] + l2["tg"]
+        bw = max(bw, bandwidth_gbs())   # the higher of the readings before and after this file's runs
         bound = bw * 1e9 / weight_bytes_per_token(path)
         size = os.path.getsize(path) / 1e9
         print(f"| {os.path.basename(path)} | {size:.2f} GB | {fmt(bpp)} | {fmt(lpp)} | "
               f"{statistics.mean(bpp) / statistics.mean(lpp):.2f}× | {fmt(btg)} | {fmt(ltg)} | "
-              f"{statistics.mean(btg) / statistics.mean(ltg):.2f}× | {bound:.1f} | "
+              f"{statistics.mean(btg) / statistics.mean(ltg):.2f}× | {bw:.1f} | {bound:.1f} | "
               f"{100 * statistics.mean(btg) / bound:.0f}% | {max(b1['rss'], b2['rss']) / 1e9:.2f} GB |", flush=True)
 
 
