@@ -199,33 +199,37 @@ final class OpsTests: XCTestCase {
 }
 
 /// Causal attention against a double-precision reference, for PHI-2's head_dim 80, the fixture's 64, and
-/// 20 (not a multiple of 8: the portable loop). Relative tolerance 1e-5 (f32 sums over ≤ 40 keys).
+/// 20 (not a multiple of 8: the portable loop). 13 queries take the per-query path; 70 the blocked gemm
+/// path (blocks of 64 queries: one full, one partial) behind 27 cached keys. Tolerance 1e-5 (f32 sums over
+/// ≤ 97 keys of values in [-1, 1]).
 final class AttentionTests: XCTestCase {
     func testAttentionMatchesReference() {
         var rng = SplitMix(seed: 9)
         for hd in [80, 64, 20] {
-            let heads = 3, T = 13, pos0 = 27, dm = heads * hd, nKeys = pos0 + T
-            let q = (0 ..< T * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
-            let k = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
-            let v = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
-            var out = [Float](repeating: .nan, count: T * dm)
-            var scratch = [Float](repeating: 0, count: Int(bonsai_max_threads()) * nKeys)
-            let scale = 1 / Float(hd).squareRoot()
-            bonsai_attention_forward(&out, q, Int64(dm), k, v, Int64(T), Int64(pos0), Int32(heads), Int32(hd), scale, &scratch)
-            for t in 0 ..< T {
-                for h in 0 ..< heads {
-                    let n = pos0 + t + 1
-                    var s = [Double](repeating: 0, count: n)
-                    for j in 0 ..< n {
-                        for d in 0 ..< hd { s[j] += Double(q[t * dm + h * hd + d]) * Double(k[j * dm + h * hd + d]) }
-                        s[j] *= Double(scale)
-                    }
-                    let m = s.max()!
-                    let e = s.map { exp($0 - m) }, z = e.reduce(0, +)
-                    for d in 0 ..< hd {
-                        var ref = 0.0
-                        for j in 0 ..< n { ref += e[j] / z * Double(v[j * dm + h * hd + d]) }
-                        XCTAssertEqual(Double(out[t * dm + h * hd + d]), ref, accuracy: 1e-5, "hd \(hd) t \(t) h \(h) d \(d)")
+            for T in [13, 70] {
+                let heads = 3, pos0 = 27, dm = heads * hd, nKeys = pos0 + T
+                let q = (0 ..< T * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+                let k = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+                let v = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+                var out = [Float](repeating: .nan, count: T * dm)
+                var scratch = [Float](repeating: 0, count: Int(bonsai_max_threads()) * nKeys)
+                let scale = 1 / Float(hd).squareRoot()
+                bonsai_attention_forward(&out, q, Int64(dm), k, v, Int64(T), Int64(pos0), Int32(heads), Int32(hd), scale, &scratch)
+                for t in 0 ..< T {
+                    for h in 0 ..< heads {
+                        let n = pos0 + t + 1
+                        var s = [Double](repeating: 0, count: n)
+                        for j in 0 ..< n {
+                            for d in 0 ..< hd { s[j] += Double(q[t * dm + h * hd + d]) * Double(k[j * dm + h * hd + d]) }
+                            s[j] *= Double(scale)
+                        }
+                        let m = s.max()!
+                        let e = s.map { exp($0 - m) }, z = e.reduce(0, +)
+                        for d in 0 ..< hd {
+                            var ref = 0.0
+                            for j in 0 ..< n { ref += e[j] / z * Double(v[j * dm + h * hd + d]) }
+                            XCTAssertEqual(Double(out[t * dm + h * hd + d]), ref, accuracy: 1e-5, "hd \(hd) T \(T) t \(t) h \(h) d \(d)")
+                        }
                     }
                 }
             }
