@@ -438,7 +438,6 @@ void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT], bo
     table[BONSAI_TYPE_Q4_1] = dot_q4_1_q8_1;
     table[BONSAI_TYPE_Q5_1] = dot_q5_1_q8_1;
 }
-#endif
 
 // ---------------------------------------------------------------------------- dequantization
 // For the backward pass's weight tiles. The same float operations as quants.c's reference (one int→float
@@ -475,3 +474,4 @@ void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]) {
     table[BONSAI_TYPE_Q4_0] = dequant_q4_0_avx2;
     table[BONSAI_TYPE_Q8_0] = dequant_q8_0_avx2;
 }
+#endif   // __x86_64__

@@ -70,6 +70,7 @@ final class QuantTests: XCTestCase {
     /// dequantized rows, for every runnable type, with shapes that are not multiples of the tile size.
     /// Tolerance: f32 accumulation over `cols` terms of size ≤ 1: relative 1e-5 of Σ|w·x|.
     func testMatmulMatchesReferenceForEveryType() {
+        bonsai_set_math(BONSAI_MATH_F32)   // the exact path (the int8 one: KernelTests, UnpackedMatmulTests)
         var rng = SplitMix(seed: 7)
         for type in [TensorType.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K] {
             let rows = 37, cols = 512, T = 3

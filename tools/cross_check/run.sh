@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The C target on arm64 against this machine: compiles Sources/CBonsai with cross_check.c for the host
+# (its ISA kernels dispatched at run time) and for arm64 (the portable paths, plus NEON where the target
+# has kernels), both with clang and the flags Package.swift uses but without OpenMP (how the target
+# builds where no libomp is found), runs the arm64 build under qemu-user, and requires both to pass their
+# checks and to print identical hashes of everything that must be bit-exact.
+#
+#   apt-get install gcc-aarch64-linux-gnu qemu-user     # the arm64 C library, linker and emulator
+#   tools/cross_check/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+for tool in clang gcc aarch64-linux-gnu-gcc qemu-aarch64; do
+    command -v "$tool" >/dev/null || { echo "cross_check: $tool not found (apt-get install gcc-aarch64-linux-gnu qemu-user)" >&2; exit 2; }
+done
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+flags=(-O3 -std=gnu11 -ffp-contract=on -fno-math-errno -Wall -Wno-unknown-pragmas -ISources/CBonsai/include -ISources/CBonsai)
+for arch in host arm64; do
+    target=(); [ "$arch" = arm64 ] && target=(--target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu)
+    mkdir -p "$out/$arch"
+    for f in Sources/CBonsai/*.c tools/cross_check/cross_check.c; do
+        clang "${target[@]}" "${flags[@]}" -c "$f" -o "$out/$arch/$(basename "$f" .c).o"
+    done
+done
+gcc "$out"/host/*.o -lm -o "$out/host/check"
+aarch64-linux-gnu-gcc "$out"/arm64/*.o -lm -o "$out/arm64/check"
+"$out/host/check" > "$out/host.txt"
+qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/arm64/check" > "$out/arm64.txt"
+if ! diff "$out/host.txt" "$out/arm64.txt"; then
+    echo "cross_check: arm64 and host differ where results must be bit-exact" >&2
+    exit 1
+fi
+echo "cross_check: host and arm64 agree ($(wc -l < "$out/host.txt") hashed results)"
