@@ -245,6 +245,7 @@ static void simd_init_once(void) {
     else features[strlen(features) - 1] = 0;
 #elif defined(__aarch64__)
     strcpy(features, "NEON");
+    bonsai_register_neon_kernels(bonsai_fast_dot);
 #endif
 }
 

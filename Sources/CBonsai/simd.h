@@ -77,6 +77,9 @@ void bonsai_gemm_u8h_avx2(int64_t nb, const bonsai_u8x4h_block *w, const bonsai_
 typedef void (*bonsai_dequant_fn)(const void *src, float *dst, int64_t n);
 extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 
+#if defined(__aarch64__)
+void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]);
+#endif
 #if defined(__x86_64__)
 void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT], bonsai_act_layout acts[BONSAI_TYPE_COUNT]);
