@@ -2,6 +2,7 @@
 // bonsai_act_layout). Generation multiplies one activation row with every weight row of a matrix, so
 // anything done to the activation here is paid once, not once per row.
 #include "simd.h"
+#include "half.h"
 #include <string.h>
 
 // q4_0 (bonsai_q4_0_act8): from the q8_0 row the kernel's dot would otherwise read.
@@ -25,6 +26,6 @@ void bonsai_q4_0_act_make(const void *a, int64_t n, void *dst) {
         }
         for (int k = 0; k < BONSAI_QK; k++) sum += y[i].qs[k];
         o->c[b] = (float)(8 * sum);
-        o->d[b] = bonsai_f16_to_f32(y[i].d);
+        o->d[b] = bonsai_half(y[i].d);
     }
 }

@@ -8,31 +8,13 @@
 
 #include "bonsai.h"
 #include "kscales.h"
+#include "half.h"
 #include <math.h>
 #include <string.h>
 
 // ----------------------------------------------------------------------------- scalar conversions
 
-float bonsai_f16_to_f32(bonsai_f16 h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0x1f) {                       // inf / nan
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else if (exp != 0) {                   // normal
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    } else if (mant == 0) {                  // zero
-        bits = sign;
-    } else {                                 // subnormal: value = mant * 2^-24
-        float f = (float)mant * 5.9604644775390625e-08f;
-        memcpy(&bits, &f, 4);
-        bits |= sign;
-    }
-    float out;
-    memcpy(&out, &bits, 4);
-    return out;
-}
+float bonsai_f16_to_f32(bonsai_f16 h) { return bonsai_half(h); }
 
 bonsai_f16 bonsai_f32_to_f16(float f) {
     uint32_t x;

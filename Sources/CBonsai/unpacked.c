@@ -9,10 +9,11 @@
 // Tested through bonsai_matmul against the same computation in double (UnpackedMatmulTests).
 #include "simd.h"
 #include "kscales.h"
+#include "half.h"
 #include <math.h>
 #include <string.h>
 
-#define F16(x) bonsai_f16_to_f32(x)
+#define F16(x) bonsai_half(x)
 
 // ------------------------------------------------------------------ weights: row r of 4 → u8x4 blocks
 // The loops work on local copies: source and destination are both bytes, so the compiler could not
