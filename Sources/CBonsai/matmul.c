@@ -220,6 +220,13 @@ static void matmul_gemm(const bonsai_matrix *W, const float *X, int64_t T, float
             for (int64_t c0 = 0; c0 < cols; c0 += GW_COLS) {
                 const int64_t nc = cols - c0 < GW_COLS ? cols - c0 : GW_COLS;
                 dequantize_tile_t(W, tr, r0, nr, c0, nc, tile, row);
+                if (c0 + GW_COLS < cols) {   // the next tile's bytes come from memory during this tile's gemm
+                    const size_t off = (size_t)((c0 + GW_COLS) / tr->block_size) * (size_t)tr->type_size;
+                    const size_t bytes = (size_t)(GW_COLS / tr->block_size) * (size_t)tr->type_size;
+                    for (int64_t i = 0; i < nr; i++)
+                        for (size_t b = 0; b < bytes; b += 64)
+                            __builtin_prefetch((const char *)W->data + (size_t)(r0 + i) * W->row_stride + off + b, 0, 2);
+                }
                 bonsai_gemm_packed_f32(Y + r0, y_stride, xp + c0 * tpad, tile, T, nc, nr);
             }
         }
