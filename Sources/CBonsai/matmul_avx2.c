@@ -120,14 +120,27 @@ AVX2 static float dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
 //   sum = d·dy · Σ_s sc_s Σ q·y  −  dmin·dy · Σ_s m_s Σ y
 // madd by the broadcast scale folds sc_s in, so the block accumulates exactly in i32.
 
-// One 256-block of q4_K or q5_K against q8_K: isum = Σ_s sc_s Σ q y (i32 lanes) and msum = Σ_s m_s Σ y.
-// q5_K's fifth bit comes from qh: bit 2j of qh[l] tops element l of sub-block 2j (the low nibbles),
-// bit 2j+1 that of sub-block 2j+1; qh NULL (q4_K) compiles the bit away. q ≤ 31: |pair| ≤ 2·31·127 fits i16.
+// The 12 bytes of a q4_K/q5_K block's 6-bit scales and mins → sc[0..7] in i16 lanes 0..7 and m[0..7] in
+// lanes 8..15: bonsai_k4_scales done four bytes at a time (scalar, it was half of the kernel's operations).
+AVX2 static inline __m256i k4_scales_mins(const uint8_t scales[12]) {
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    uint32_t u[3];
+    memcpy(u, scales, 12);
+    const uint32_t sc03 = u[0] & m6, m03 = u[1] & m6;
+    const uint32_t sc47 = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
+    const uint32_t m47 = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
+    return _mm256_cvtepu8_epi16(_mm_setr_epi32((int)sc03, (int)sc47, (int)m03, (int)m47));
+}
+
+// One 256-block of q4_K or q5_K against q8_K: isum = Σ_s sc_s Σ q y (i32 lanes) and msum = Σ_s m_s Σ y
+// (i32 lanes). q5_K's fifth bit comes from qh: bit 2j of qh[l] tops element l of sub-block 2j (the low
+// nibbles), bit 2j+1 that of sub-block 2j+1; qh NULL (q4_K) compiles the bit away. q ≤ 31: |pair| ≤ 2·31·127
+// fits i16. Each sub-block's scale is spread over the i16 lanes by a byte shuffle of the decoded scales.
 AVX2 static inline void k4_block(const uint8_t scales[12], const uint8_t *q, const uint8_t *qh, const block_q8_K *y,
-                                 __m256i *isum_out, int *msum_out) {
+                                 __m256i *isum_out, __m128i *msum_out) {
     const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
-    uint8_t sc[8], m[8];
-    bonsai_k4_scales(scales, sc, m);   // q4_K and q5_K pack their 6-bit scales and mins alike
+    const __m256i sm = k4_scales_mins(scales);
+    const __m256i sc = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));   // sc[0..7] in both halves
     const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
     __m256i isum = _mm256_setzero_si256();
     for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
@@ -139,33 +152,35 @@ AVX2 static inline void k4_block(const uint8_t scales[12], const uint8_t *q, con
         }
         const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j)));
         const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j + 32)));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * j])));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * j + 1])));
+        const __m256i slo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0101 * (4 * j) + 0x0100)));
+        const __m256i shi = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0101 * (4 * j + 2) + 0x0100)));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, slo));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, shi));
     }
-    // Σ_s m_s (bsums[2s] + bsums[2s+1])
+    // Σ_s m_s (bsums[2s] + bsums[2s+1]): the 16 sums added pairwise (|pair| ≤ 32·128), times m
     const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
-    const __m256i mm = _mm256_cvtepu8_epi16(_mm_set_epi8(m[7], m[7], m[6], m[6], m[5], m[5], m[4], m[4],
-                                                          m[3], m[3], m[2], m[2], m[1], m[1], m[0], m[0]));
+    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
     *isum_out = isum;
-    *msum_out = hsum_epi32(_mm256_madd_epi16(bs, mm));
+    *msum_out = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pairs);
 }
 
 // q4_K and q5_K rows: d, dmin and scales sit at the same offsets; qh_off < 0 (q4_K) has no fifth bit.
 AVX2 static inline float dot_k4_q8_K(int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, const void *a) {
     const block_q8_K *y = a;
     __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
+    __m128 mins = _mm_setzero_ps();
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
         const char *blk = (const char *)w + i * block_bytes;
         const block_q4_K *hdr = (const block_q4_K *)blk;
         for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch(blk + PREFETCH_BYTES + l, _MM_HINT_T0);
         __m256i isum;
-        int msum;
+        __m128i msum;
         k4_block(hdr->scales, (const uint8_t *)blk + qs_off, qh_off >= 0 ? (const uint8_t *)blk + qh_off : NULL, &y[i], &isum, &msum);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->d) * y[i].d), _mm256_cvtepi32_ps(isum), acc);
-        mins += h2f(hdr->dmin) * y[i].d * (float)msum;
+        mins = _mm_fmadd_ps(_mm_set1_ps(h2f(hdr->dmin) * y[i].d), _mm_cvtepi32_ps(msum), mins);
     }
-    return hsum_ps(acc) - mins;
+    const __m128 m = _mm_add_ps(mins, _mm_movehl_ps(mins, mins));
+    return hsum_ps(acc) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
 }
 
 AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
