@@ -2,8 +2,10 @@
 //
 // Two modes. FAST (default): where the CPU has an int8 kernel for the weight type, activations are
 // rounded to int8 per 32 elements: for one token (generation) every row is one int8 dot product with the
-// activation quantized to the type's vec_dot_type, as llama.cpp does; for 8 tokens or more, 32-granular
-// types go through the unpacked-weight kernel (unpacked.c), the others through 4-row blocked kernels.
+// activation quantized to the type's vec_dot_type, as llama.cpp does (and laid out once per token where
+// the kernel reads a layout of its own: act_layout.c); for 4 tokens or more, the types that unpack go
+// through the unpacked-weight kernel (unpacked.c), q8_0 through its 4-row blocked kernel or, from 32
+// tokens, the exact f32 gemm.
 // F32 (and types without a kernel): weights dequantized to f32 multiply f32 activations — the exact
 // reference the tests compare with transformers — as a packed gemm for prompts, a dot per pair otherwise.
 #include "bonsai.h"
@@ -77,8 +79,8 @@ static void matmul_f32(const bonsai_matrix *W, const float *X, int64_t T, float 
 enum { TOKEN_CHUNK = 64, UNPACK_MIN_TOKENS = 4 };
 
 // matmul_int8: a token at a time (generation), a few tokens, or q8_0 prompts below 32 tokens. Activations
-// are quantized to the type's vec_dot_type; each (row, token) pair is one int8 dot, or 4 × 4 pairs at once
-// where the type has a blocked kernel (q8_0).
+// are quantized to the type's vec_dot_type (then laid out per token if the dot wants: act_layout.c); each
+// (row, token) pair is one int8 dot, or 4 × 4 pairs at once where the type has a blocked kernel (q8_0).
 static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const float *X, int64_t T, float *Y,
                         int64_t y_stride, const float *bias) {
     const int64_t rows = W->rows, cols = W->cols;
