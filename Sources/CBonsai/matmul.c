@@ -33,6 +33,13 @@ static void *scratch_get(scratch *s, size_t bytes) {
     return s->p;
 }
 
+// Asks for `bytes` of each of `rows` rows (stride bytes apart) from p on, into L2, a 64-byte line at a time:
+// for weights the next step will read while the current one computes.
+static void prefetch_rows(const char *p, size_t stride, int64_t rows, size_t bytes) {
+    for (int64_t i = 0; i < rows; i++)
+        for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + (size_t)i * stride + off, 0, 2);
+}
+
 void bonsai_matrix_row(const bonsai_matrix *W, int64_t r, float *dst) {
     bonsai_dequantize_row(W->type, (const char *)W->data + (size_t)r * W->row_stride, dst, W->cols);
 }
@@ -157,10 +164,8 @@ static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, const flo
                 for (int r = 0; r < 4; r++) u.unpack((const char *)W->data + (size_t)(r0 + r) * W->row_stride, cols, wu, r);
                 // The static schedule gives each thread consecutive groups: the next group's rows come from
                 // memory while this one is multiplied, instead of stalling the unpacking (pp512 q4_0: 33-34 → 38 tokens/s).
-                if (r0 + 4 < rows4) {
-                    const char *next = (const char *)W->data + (size_t)(r0 + 4) * W->row_stride;
-                    for (size_t off = 0; off < 4 * W->row_stride; off += 64) __builtin_prefetch(next + off, 0, 2);
-                }
+                if (r0 + 4 < rows4)
+                    prefetch_rows((const char *)W->data + (size_t)(r0 + 4) * W->row_stride, W->row_stride, 4, W->row_stride);
                 for (int64_t s = s0; s < s1; s++) {
                     float out[4][8];
                     if (u.halves) bonsai_gemm_u8h(nb, wu, act + s * nb, out);
@@ -222,13 +227,10 @@ static void matmul_gemm(const bonsai_matrix *W, const float *X, int64_t T, float
             for (int64_t c0 = 0; c0 < cols; c0 += GW_COLS) {
                 const int64_t nc = cols - c0 < GW_COLS ? cols - c0 : GW_COLS;
                 dequantize_tile_t(W, tr, r0, nr, c0, nc, tile, row);
-                if (c0 + GW_COLS < cols) {   // the next tile's bytes come from memory during this tile's gemm
-                    const size_t off = (size_t)((c0 + GW_COLS) / tr->block_size) * (size_t)tr->type_size;
-                    const size_t bytes = (size_t)(GW_COLS / tr->block_size) * (size_t)tr->type_size;
-                    for (int64_t i = 0; i < nr; i++)
-                        for (size_t b = 0; b < bytes; b += 64)
-                            __builtin_prefetch((const char *)W->data + (size_t)(r0 + i) * W->row_stride + off + b, 0, 2);
-                }
+                if (c0 + GW_COLS < cols)   // the next tile's bytes come from memory during this tile's gemm
+                    prefetch_rows((const char *)W->data + (size_t)r0 * W->row_stride
+                                      + (size_t)((c0 + GW_COLS) / tr->block_size) * (size_t)tr->type_size,
+                                  W->row_stride, nr, (size_t)(GW_COLS / tr->block_size) * (size_t)tr->type_size);
                 bonsai_gemm_packed_f32(Y + r0, y_stride, xp + c0 * tpad, tile, T, nc, nr);
             }
         }

@@ -12,14 +12,15 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
-// Σ a·y over 32 elements: a as two vectors of 16 signed bytes, y 32 activation bytes. |a·y| ≤ 128·127
-// fits i16; the pairs widen into i32.
+// acc + Σ a·y over 16 signed bytes each, in 4 i32 lanes: |a·y| ≤ 128·127 fits i16; the pairs widen into i32.
+static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t y) {
+    acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(a), vget_low_s8(y)));
+    return vpadalq_s16(acc, vmull_high_s8(a, y));
+}
+
+// Σ a·y over 32 elements: a as two vectors of 16 signed bytes, y 32 activation bytes.
 static inline int32x4_t dot32(int8x16_t a0, int8x16_t a1, const int8_t *y) {
-    const int8x16_t y0 = vld1q_s8(y), y1 = vld1q_s8(y + 16);
-    int32x4_t s = vpaddlq_s16(vmull_s8(vget_low_s8(a0), vget_low_s8(y0)));
-    s = vpadalq_s16(s, vmull_high_s8(a0, y0));
-    s = vpadalq_s16(s, vmull_s8(vget_low_s8(a1), vget_low_s8(y1)));
-    return vpadalq_s16(s, vmull_high_s8(a1, y1));
+    return dot16(dot16(vdupq_n_s32(0), a0, vld1q_s8(y)), a1, vld1q_s8(y + 16));
 }
 
 // q4_0 · q8_0: nibbles − 8 as signed bytes (low nibbles are elements 0..15, high ones 16..31).
@@ -104,10 +105,7 @@ static float dot_q6_K_q8_K_neon(int64_t n, const void *w, const void *a) {
                 };
                 for (int k = 0; k < 4; k++) {
                     const int8x16_t s = vsubq_s8(vreinterpretq_s8_u8(q[k]), bias);
-                    const int8x16_t yv = vld1q_s8(ys + 32 * k + 16 * c);
-                    int32x4_t p = vpaddlq_s16(vmull_s8(vget_low_s8(s), vget_low_s8(yv)));
-                    p = vpadalq_s16(p, vmull_high_s8(s, yv));
-                    isum += sc[2 * k + c] * vaddvq_s32(p);
+                    isum += sc[2 * k + c] * vaddvq_s32(dot16(vdupq_n_s32(0), s, vld1q_s8(ys + 32 * k + 16 * c)));
                 }
             }
         }

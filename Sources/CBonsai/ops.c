@@ -110,6 +110,16 @@ static void transpose(float *dst, const float *src, int64_t rows, int64_t cols, 
         for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * stride + c];
 }
 
+// One row of scores p[n] in place: softmax(scale · p) over the first n_keys, zeros after (the causal mask).
+static void causal_softmax_row(float *p, int64_t n_keys, int64_t n, float scale) {
+    float maxv = -INFINITY, sum = 0.0f;
+    for (int64_t j = 0; j < n_keys; j++) { p[j] *= scale; maxv = p[j] > maxv ? p[j] : maxv; }
+    for (int64_t j = 0; j < n_keys; j++) { p[j] = expf(p[j] - maxv); sum += p[j]; }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n_keys; j++) p[j] *= inv;
+    for (int64_t j = n_keys; j < n; j++) p[j] = 0.0f;
+}
+
 // Prompts: per head, blocks of ATT_BLOCK queries through the f32 gemm — the block's scores against its keys
 // (the head's keys transposed once), the causal mask and softmax row by row, then P·V — instead of a dot
 // and an axpy per (query, key) pair, which made attention 9-12% of pp512. Returns false (nothing written)
@@ -139,13 +149,7 @@ static bool attention_blocked(float *out, const float *q, int64_t q_stride, cons
                     memset(S, 0, (size_t)(nq * nk) * sizeof(float));
                     bonsai_gemm_nn_f32(S, nk, q + t0 * q_stride + off, q_stride, kt, nk_max, nq, D, nk);
                     for (int64_t i = 0; i < nq; i++) {   // query t0+i sees keys 0 .. pos0+t0+i
-                        float *p = S + i * nk, maxv = -INFINITY, sum = 0.0f;
-                        const int64_t n_keys = pos0 + t0 + i + 1;
-                        for (int64_t j = 0; j < n_keys; j++) { p[j] *= scale; maxv = p[j] > maxv ? p[j] : maxv; }
-                        for (int64_t j = 0; j < n_keys; j++) { p[j] = expf(p[j] - maxv); sum += p[j]; }
-                        const float inv = 1.0f / sum;
-                        for (int64_t j = 0; j < n_keys; j++) p[j] *= inv;
-                        for (int64_t j = n_keys; j < nk; j++) p[j] = 0.0f;
+                        causal_softmax_row(S + i * nk, pos0 + t0 + i + 1, nk, scale);
                         memset(out + (t0 + i) * dm + off, 0, (size_t)D * sizeof(float));
                     }
                     bonsai_gemm_nn_f32(out + t0 * dm + off, dm, S, nk, v_cache + off, dm, nq, nk, D);
@@ -221,12 +225,7 @@ void bonsai_attention_train_forward(float *out, float *probs, const float *q, co
             transpose(kt, k + off, T, D, dm);
             bonsai_gemm_nn_f32(P, T, q + off, dm, kt, T, T, D, T);
             for (int64_t t = 0; t < T; t++) {
-                float *p = P + t * T, maxv = -INFINITY, sum = 0.0f;
-                for (int64_t j = 0; j <= t; j++) { p[j] *= scale; maxv = p[j] > maxv ? p[j] : maxv; }
-                for (int64_t j = 0; j <= t; j++) { p[j] = expf(p[j] - maxv); sum += p[j]; }
-                const float inv = 1.0f / sum;
-                for (int64_t j = 0; j <= t; j++) p[j] *= inv;
-                for (int64_t j = t + 1; j < T; j++) p[j] = 0.0f;
+                causal_softmax_row(P + t * T, t + 1, T, scale);
                 memset(out + t * dm + off, 0, (size_t)D * sizeof(float));
             }
             bonsai_gemm_nn_f32(out + off, dm, P, T, v + off, dm, T, T, D);
