@@ -236,8 +236,7 @@ static void simd_init_once(void) {
             bonsai_register_avx2_kernels(bonsai_fast_dot, bonsai_fast_act);
             bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);
             bonsai_register_avx2_dequant(bonsai_fast_dequant);
-            bonsai_gemm_u8 = bonsai_gemm_u8_avx2;
-            bonsai_gemm_u8h = bonsai_gemm_u8h_avx2;
+            bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked);
             bonsai_pack_act8x32_kernel = bonsai_pack_act8x32_avx2;
         }
     }

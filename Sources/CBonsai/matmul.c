@@ -3,9 +3,8 @@
 // Two modes. FAST (default): where the CPU has an int8 kernel for the weight type, activations are
 // rounded to int8 per 32 elements: for one token (generation) every row is one int8 dot product with the
 // activation quantized to the type's vec_dot_type, as llama.cpp does (and laid out once per token where
-// the kernel reads a layout of its own: act_layout.c); for 4 tokens or more, the types that unpack go
-// through the unpacked-weight kernel (unpacked.c), q8_0 through its 4-row blocked kernel or, from 32
-// tokens, the exact f32 gemm.
+// the kernel reads a layout of its own: act_layout.c); for prompts (from 4 tokens, 8 for q8_0) the
+// unpacked-weight kernels (unpacked.c), q8_0's short prompts its 4-row blocked kernel.
 // F32 (and types without a kernel): weights dequantized to f32 multiply f32 activations — the exact
 // reference the tests compare with transformers — as a packed gemm for prompts, a dot per pair otherwise.
 #include "bonsai.h"
@@ -81,11 +80,16 @@ static void matmul_f32(const bonsai_matrix *W, const float *X, int64_t T, float 
     }
 }
 
-// TOKEN_CHUNK: activations of one chunk stay in L2 while the rows stream past. UNPACK_MIN_TOKENS: from 4
-// tokens the padded unpacked path beats a dot per pair (3-token prompt 7.6 vs 7.2 t/s, 6 tokens 14.2 vs 10.1).
-enum { TOKEN_CHUNK = 64, UNPACK_MIN_TOKENS = 4 };
+// TOKEN_CHUNK: activations of one chunk stay in L2 while the rows stream past. unpack_min_tokens: from 4
+// tokens the padded unpacked path beats a dot per pair (q4_0: 3-token prompt 7.6 vs 7.2 t/s, 6 tokens 14.2
+// vs 10.1); q8_0's unpacking costs more (magnitudes and signs) and its 4 × 4 kernel is good, so it unpacks
+// from 8 tokens (pp4 10.7 vs 7.7 t/s, pp8 about even, pp13 13.4 vs 16.3, pp512 21 vs 25-28).
+enum { TOKEN_CHUNK = 64 };
+static const int64_t unpack_min_tokens[BONSAI_UNPACKED_KINDS] = {
+    [BONSAI_UNPACKED_U8] = 4, [BONSAI_UNPACKED_U8_HALVES] = 4, [BONSAI_UNPACKED_S8] = 8,
+};
 
-// matmul_int8: a token at a time (generation), a few tokens, or q8_0 prompts below 32 tokens. Activations
+// matmul_int8: a token at a time (generation), a few tokens, or q8_0 prompts below 8 tokens. Activations
 // are quantized to the type's vec_dot_type (then laid out per token if the dot wants: act_layout.c); each
 // (row, token) pair is one int8 dot, or 4 × 4 pairs at once where the type has a blocked kernel (q8_0).
 static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const float *X, int64_t T, float *Y,
@@ -140,11 +144,11 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
 static void matmul_rest(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
                         const float *bias);
 
-static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, const float *X, int64_t T, float *Y,
-                            int64_t y_stride, const float *bias) {
+static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, bonsai_gemm_unpacked_fn gemm,
+                            const float *X, int64_t T, float *Y, int64_t y_stride, const float *bias) {
     const int64_t rows = W->rows, cols = W->cols, nb = cols / BONSAI_QK;
     const int64_t sets = (T + 7) / 8, full = T / 8, rows4 = rows / 4 * 4;
-    const size_t wblock = u.halves ? sizeof(bonsai_u8x4h_block) : sizeof(bonsai_u8x4_block);
+    const size_t wblock = bonsai_unpacked_block_size[u.kind];
     bonsai_act8x32_block *act = scratch_get(&act8_buf, (size_t)(sets * nb) * sizeof(bonsai_act8x32_block));
     if (full < sets) {   // the last tokens, padded to a set of 8 with zeros
         float *pad = scratch_get(&act_buf, (size_t)(8 * cols) * sizeof(float));
@@ -168,8 +172,7 @@ static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, const flo
                     prefetch_rows((const char *)W->data + (size_t)(r0 + 4) * W->row_stride, W->row_stride, 4, W->row_stride);
                 for (int64_t s = s0; s < s1; s++) {
                     float out[4][8];
-                    if (u.halves) bonsai_gemm_u8h(nb, wu, act + s * nb, out);
-                    else bonsai_gemm_u8(nb, wu, act + s * nb, out);
+                    gemm(nb, wu, act + s * nb, out);
                     for (int64_t c = 0; c < 8 && 8 * s + c < T; c++)
                         for (int r = 0; r < 4; r++) Y[(8 * s + c) * y_stride + r0 + r] = out[r][c] + (bias ? bias[r0 + r] : 0.0f);
                 }
@@ -191,7 +194,7 @@ static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, const flo
 // peak. The exact path for prompts (F32 math, and f16/bf16/f32 weights); for the quantized types the
 // int8 kernels are faster still (pp512 on q4_0: 17.7 t/s this way, 33 with the unpacked kernels). Threads
 // split the rows.
-enum { GW_ROWS = 128, GW_COLS = 256, GEMM_MIN_TOKENS = 4, GEMM_Q8_0_TOKENS = 32 };
+enum { GW_ROWS = 128, GW_COLS = 256, GEMM_MIN_TOKENS = 4 };
 
 // Rows r0 .. r0+nr of W, columns c0 .. c0+nc, dequantized into 16-column panels of the transposed tile.
 static void dequantize_tile_t(const bonsai_matrix *W, const bonsai_type_traits *tr, int64_t r0, int64_t nr,
@@ -259,16 +262,13 @@ void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, 
     if (!t || T <= 0) return;
     if (math_mode == BONSAI_MATH_FAST) {
         const bonsai_unpacker u = bonsai_unpack[W->type];
-        if (u.unpack && bonsai_gemm_u8 && bonsai_gemm_u8h && T >= UNPACK_MIN_TOKENS && W->cols % BONSAI_QK == 0) {
-            matmul_unpacked(W, u, X, T, Y, y_stride, bias);
+        const bonsai_gemm_unpacked_fn gemm = u.unpack ? bonsai_gemm_unpacked[u.kind] : NULL;
+        if (gemm && T >= unpack_min_tokens[u.kind] && W->cols % BONSAI_QK == 0) {
+            matmul_unpacked(W, u, gemm, X, T, Y, y_stride, bias);
             return;
         }
-        // q8_0 does not unpack (its bytes are signed and 8 bits wide: maddubs would overflow), and on
-        // AVX2 its 4 × 4 int8 kernel is slower for long prompts than the f32 gemm over dequantized tiles
-        // (pp512 15.5 vs 22.1 tokens/s on the full-size synth file), which is also exact.
-        const bool long_q8 = W->type == BONSAI_TYPE_Q8_0 && T >= GEMM_Q8_0_TOKENS;
         bonsai_vec_dot_fn dot = int8_dot(W);
-        if (dot && !long_q8) {
+        if (dot) {
             matmul_int8(W, dot, X, T, Y, y_stride, bias);
             return;
         }

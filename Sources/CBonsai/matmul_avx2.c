@@ -327,8 +327,8 @@ AVX2 static void gemm4x4_q8_0(int64_t n, const void *w, size_t ws, const void *a
 
 // Four unpacked rows × 8 tokens (unpacked.c): one broadcast of 4 weight bytes against 32 activation bytes
 // per maddubs, no per-call unpacking. The i16 sums are widened every 4 steps: 4 · 2 · 31 · 127 < 2^15.
-AVX2 void bonsai_gemm_u8_avx2(int64_t nb, const bonsai_u8x4_block *w, const bonsai_act8x32_block *a,
-                              float out[4][8]) {
+AVX2 static void gemm_u8(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
+    const bonsai_u8x4_block *w = wp;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t b = 0; b < nb; b++) {
@@ -359,8 +359,8 @@ AVX2 void bonsai_gemm_u8_avx2(int64_t nb, const bonsai_u8x4_block *w, const bons
 
 // The same over 16-granular blocks (q2_K, q3_K, q6_K): each half has its own scale and offset, and
 // q < 64 allows only 2 steps in i16 (2 · 2 · 63 · 127 < 2^15).
-AVX2 void bonsai_gemm_u8h_avx2(int64_t nb, const bonsai_u8x4h_block *w, const bonsai_act8x32_block *a,
-                               float out[4][8]) {
+AVX2 static void gemm_u8h(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
+    const bonsai_u8x4h_block *w = wp;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t b = 0; b < nb; b++) {
@@ -387,6 +387,32 @@ AVX2 void bonsai_gemm_u8h_avx2(int64_t nb, const bonsai_u8x4h_block *w, const bo
                 acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[b].m[half][r]), s_half[half], acc[r]);
             }
         }
+    }
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
+}
+
+// q8_0: weights are signed 8-bit, so maddubs (unsigned × signed) takes |w| and the activation with w's
+// sign, as ggml's q8_0 dot does; a pair of products reaches 2 · 128 · 127 < 2^15 and goes to i32 at once.
+AVX2 static void gemm_s8(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
+    const bonsai_s8x4_block *w = wp;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s[4];
+        for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
+            for (int r = 0; r < 4; r++) {
+                int32_t q4, a4;
+                memcpy(&q4, w[b].q[r] + 4 * j, 4);
+                memcpy(&a4, w[b].absq[r] + 4 * j, 4);
+                const __m256i p = _mm256_maddubs_epi16(_mm256_set1_epi32(a4), _mm256_sign_epi8(x, _mm256_set1_epi32(q4)));
+                s[r] = _mm256_add_epi32(s[r], _mm256_madd_epi16(p, ones));
+            }
+        }
+        const __m256 da = _mm256_loadu_ps(a[b].d);
+        for (int r = 0; r < 4; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[r]), da), _mm256_cvtepi32_ps(s[r]), acc[r]);
     }
     for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
 }
@@ -436,6 +462,12 @@ AVX2 void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai
             _mm256_storeu_si256((__m256i *)dst[b].qs[j + 4], _mm256_permute2x128_si256(u[j], u[4 + j], 0x31));
         }
     }
+}
+
+void bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked_fn table[BONSAI_UNPACKED_KINDS]) {
+    table[BONSAI_UNPACKED_U8] = gemm_u8;
+    table[BONSAI_UNPACKED_U8_HALVES] = gemm_u8h;
+    table[BONSAI_UNPACKED_S8] = gemm_s8;
 }
 
 void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]) {

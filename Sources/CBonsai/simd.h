@@ -46,31 +46,35 @@ typedef struct { uint8_t q[4][32]; float d[4]; float m[4]; } bonsai_u8x4_block; 
 // The 16-granular types (q2_K, q3_K, q6_K): a scale and an offset per 16 elements, q < 64:
 // w[r][k] = d[k/16][r]·q[r][k] + m[k/16][r].
 typedef struct { uint8_t q[4][32]; float d[2][4]; float m[2][4]; } bonsai_u8x4h_block;   // 192 B
+// q8_0's signed bytes, with their magnitudes beside them for maddubs (unsigned × signed):
+// w[r][k] = d[r]·q[r][k], |q| ≤ 128.
+typedef struct { uint8_t absq[4][32]; int8_t q[4][32]; float d[4]; } bonsai_s8x4_block;   // 272 B
 // Eight tokens, one 32-element block: x[c][k] ≈ d[c]·qs[k/4][4c + k%4]; s[c] = d[c]·Σ_k q[c][k],
 // s_lo[c] the same over k < 16.
 typedef struct { float d[8]; float s[8]; float s_lo[8]; int8_t qs[8][32]; } bonsai_act8x32_block;  // 352 B
-// Row r (0..3) of a group of four, n elements → n/32 blocks of dst (bonsai_u8x4_block, or
-// bonsai_u8x4h_block where the table's `halves` is set). NULL: the type does not unpack.
+// How a type unpacks, and so which kernel multiplies it.
+typedef enum {
+    BONSAI_UNPACKED_U8,          // bonsai_u8x4_block, q < 32 (32-granular types)
+    BONSAI_UNPACKED_U8_HALVES,   // bonsai_u8x4h_block, q < 64 (16-granular K types)
+    BONSAI_UNPACKED_S8,          // bonsai_s8x4_block (q8_0)
+    BONSAI_UNPACKED_KINDS
+} bonsai_unpacked_kind;
+extern const size_t bonsai_unpacked_block_size[BONSAI_UNPACKED_KINDS];
+// Row r (0..3) of a group of four, n elements → n/32 blocks of the kind's block type.
+// unpack NULL: the type does not unpack.
 typedef void (*bonsai_unpack_fn)(const void *row, int64_t n, void *dst, int r);
-typedef struct { bonsai_unpack_fn unpack; bool halves; } bonsai_unpacker;
+typedef struct { bonsai_unpack_fn unpack; bonsai_unpacked_kind kind; } bonsai_unpacker;
 extern const bonsai_unpacker bonsai_unpack[BONSAI_TYPE_COUNT];
 // Rows x, x + xs, …, x + 7·xs (n floats each) → n/32 blocks.
 void bonsai_pack_act8x32(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
 typedef void (*bonsai_pack_act8x32_fn)(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
 extern bonsai_pack_act8x32_fn bonsai_pack_act8x32_kernel;   // an ISA version (bit-identical), or NULL
+// out[r][c] = Σ_b d_w[r]·d_a[c]·Σ_k q_w·q_a + m_w[r]·s_a[c] over nb blocks of the kind's type: row r · token c.
+typedef void (*bonsai_gemm_unpacked_fn)(int64_t nb, const void *w, const bonsai_act8x32_block *a, float out[4][8]);
+extern bonsai_gemm_unpacked_fn bonsai_gemm_unpacked[BONSAI_UNPACKED_KINDS];   // per kind; NULL: no kernel
 #if defined(__x86_64__)
 void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
-#endif
-// out[r][c] = Σ_b d_w[r]·d_a[c]·Σ_k q_w·q_a + m_w[r]·s_a[c] over nb blocks: row r · token c.
-typedef void (*bonsai_gemm_u8_fn)(int64_t nb, const bonsai_u8x4_block *w, const bonsai_act8x32_block *a,
-                                  float out[4][8]);
-extern bonsai_gemm_u8_fn bonsai_gemm_u8;   // the AVX2 kernel where the CPU has it, else NULL
-typedef void (*bonsai_gemm_u8h_fn)(int64_t nb, const bonsai_u8x4h_block *w, const bonsai_act8x32_block *a,
-                                   float out[4][8]);
-extern bonsai_gemm_u8h_fn bonsai_gemm_u8h;
-#if defined(__x86_64__)
-void bonsai_gemm_u8_avx2(int64_t nb, const bonsai_u8x4_block *w, const bonsai_act8x32_block *a, float out[4][8]);
-void bonsai_gemm_u8h_avx2(int64_t nb, const bonsai_u8x4h_block *w, const bonsai_act8x32_block *a, float out[4][8]);
+void bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked_fn table[BONSAI_UNPACKED_KINDS]);
 #endif
 
 // Row dequantization by an ISA kernel, bit-identical to bonsai_dequantize_row; NULL: use the reference.

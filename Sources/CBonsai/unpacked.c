@@ -182,12 +182,35 @@ static void unpack_q2_K(const void *row, int64_t n, void *out, int r) {
     }
 }
 
+// q8_0: the signed bytes as they are and their magnitudes (-128 → 128).
+static void unpack_q8_0(const void *row, int64_t n, void *out, int r) {
+    bonsai_s8x4_block *dst = out;
+    const block_q8_0 *x = row;
+    for (int64_t b = 0; b < n / BONSAI_QK; b++) {
+        int8_t q[BONSAI_QK];
+        uint8_t a[BONSAI_QK];
+        memcpy(q, x[b].qs, BONSAI_QK);
+        for (int k = 0; k < BONSAI_QK; k++) a[k] = (uint8_t)(q[k] < 0 ? -q[k] : q[k]);
+        memcpy(dst[b].q[r], q, BONSAI_QK);
+        memcpy(dst[b].absq[r], a, BONSAI_QK);
+        dst[b].d[r] = F16(x[b].d);
+    }
+}
+
 const bonsai_unpacker bonsai_unpack[BONSAI_TYPE_COUNT] = {
-    [BONSAI_TYPE_Q4_0] = {unpack_q4_0, false}, [BONSAI_TYPE_Q4_1] = {unpack_q4_1, false},
-    [BONSAI_TYPE_Q5_0] = {unpack_q5_0, false}, [BONSAI_TYPE_Q5_1] = {unpack_q5_1, false},
-    [BONSAI_TYPE_Q4_K] = {unpack_q4_K, false}, [BONSAI_TYPE_Q5_K] = {unpack_q5_K, false},
-    [BONSAI_TYPE_Q2_K] = {unpack_q2_K, true},  [BONSAI_TYPE_Q3_K] = {unpack_q3_K, true},
-    [BONSAI_TYPE_Q6_K] = {unpack_q6_K, true},
+    [BONSAI_TYPE_Q4_0] = {unpack_q4_0, BONSAI_UNPACKED_U8}, [BONSAI_TYPE_Q4_1] = {unpack_q4_1, BONSAI_UNPACKED_U8},
+    [BONSAI_TYPE_Q5_0] = {unpack_q5_0, BONSAI_UNPACKED_U8}, [BONSAI_TYPE_Q5_1] = {unpack_q5_1, BONSAI_UNPACKED_U8},
+    [BONSAI_TYPE_Q4_K] = {unpack_q4_K, BONSAI_UNPACKED_U8}, [BONSAI_TYPE_Q5_K] = {unpack_q5_K, BONSAI_UNPACKED_U8},
+    [BONSAI_TYPE_Q2_K] = {unpack_q2_K, BONSAI_UNPACKED_U8_HALVES},
+    [BONSAI_TYPE_Q3_K] = {unpack_q3_K, BONSAI_UNPACKED_U8_HALVES},
+    [BONSAI_TYPE_Q6_K] = {unpack_q6_K, BONSAI_UNPACKED_U8_HALVES},
+    [BONSAI_TYPE_Q8_0] = {unpack_q8_0, BONSAI_UNPACKED_S8},
+};
+
+const size_t bonsai_unpacked_block_size[BONSAI_UNPACKED_KINDS] = {
+    [BONSAI_UNPACKED_U8] = sizeof(bonsai_u8x4_block),
+    [BONSAI_UNPACKED_U8_HALVES] = sizeof(bonsai_u8x4h_block),
+    [BONSAI_UNPACKED_S8] = sizeof(bonsai_s8x4_block),
 };
 
 // ------------------------------------------------------------------ activations: 8 tokens → act8x32 blocks
@@ -216,5 +239,4 @@ void bonsai_pack_act8x32(const float *x, int64_t xs, int64_t n, bonsai_act8x32_b
     }
 }
 
-bonsai_gemm_u8_fn bonsai_gemm_u8;     // set by cpu.c where the CPU has the kernels (AVX2: matmul_avx2.c)
-bonsai_gemm_u8h_fn bonsai_gemm_u8h;
+bonsai_gemm_unpacked_fn bonsai_gemm_unpacked[BONSAI_UNPACKED_KINDS];   // set by cpu.c (AVX2: matmul_avx2.c)
