@@ -1,3 +1,4 @@
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -25,22 +26,34 @@ public final class MappedFile: @unchecked Sendable {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return
         }
-        // MAP_POPULATE maps every page now: for a file in the page cache that is far cheaper than one
-        // page fault per 4 KiB during the first forward pass.
-        #if os(Linux)
-        let flags = populate ? MAP_PRIVATE | MAP_POPULATE : MAP_PRIVATE
-        #else
-        let flags = MAP_PRIVATE
-        #endif
-        let p = mmap(nil, size, PROT_READ, flags, fd, 0)
+        let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else {
             throw FormatError.io(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
+        if populate { Self.populate(p, size) }
         base = p
         bytes = UnsafeRawBufferPointer(start: p, count: size)
     }
 
     public var count: Int { bytes.count }
+
+    /// Maps every page now: for a file in the page cache that is far cheaper than one page fault per
+    /// 4 KiB during the first forward pass. Split over the cores (MADV_POPULATE_READ, Linux 5.14+), which
+    /// halves it on 2 cores (1.6 GB: MAP_POPULATE 0.17-0.19 s, two threads 0.10 s). Where the kernel
+    /// lacks it the pages are simply faulted in when first read.
+    private static func populate(_ p: UnsafeMutableRawPointer, _ size: Int) {
+        #if os(Linux)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let parts = max(1, min(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 8))
+        let chunk = (size / parts + page - 1) / page * page
+        let address = UInt(bitPattern: p)   // an address, not a pointer, crosses into the workers
+        DispatchQueue.concurrentPerform(iterations: parts) { i in
+            let start = i * chunk
+            guard start < size, let q = UnsafeMutableRawPointer(bitPattern: address + UInt(start)) else { return }
+            _ = madvise(q, min(chunk, size - start), 22 /* MADV_POPULATE_READ */)
+        }
+        #endif
+    }
 
     deinit {
         if let base { munmap(base, bytes.count) }

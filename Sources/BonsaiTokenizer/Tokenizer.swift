@@ -36,7 +36,7 @@ public final class Tokenizer: @unchecked Sendable {
         ids.reserveCapacity(tokens.count)
         for (i, t) in tokens.enumerated() where kinds[i] != .unused && ids[t] == nil { ids[t] = Int32(i) }
         self.ids = ids
-        var table: [UInt64: (Int32, Int32)] = [:]
+        var table: [UInt64: (rank: Int32, merged: Int32)] = [:]
         table.reserveCapacity(merges.count)
         for (rank, (a, b)) in merges.enumerated() {
             guard let ia = ids[a], let ib = ids[b], let im = ids[a + b] else { continue }
