@@ -243,8 +243,9 @@ static void simd_init_once(void) {
     if (!features[0]) strcpy(features, "SSE2");
     else features[strlen(features) - 1] = 0;
 #elif defined(__aarch64__)
-    strcpy(features, "NEON");
-    bonsai_register_neon_kernels(bonsai_fast_dot);
+    bool sdot = false;
+    bonsai_register_neon_kernels(bonsai_fast_dot, bonsai_gemm_unpacked, &sdot);
+    strcpy(features, sdot ? "NEON DOTPROD" : "NEON");
 #endif
 }
 

@@ -1,16 +1,23 @@
 // matmul_neon.c — int8 dot products of quantized weight rows with quantized activation rows (arm64 NEON).
 //
 // The same contract as matmul_avx2.c: each kernel computes what bonsai_vec_dot_ref computes, with exact
-// integer products summed per block and one float multiply per block scale product. Baseline ARMv8 NEON
-// only (vmull_s8 + pairwise adds; no SDOT), so every arm64 CPU runs them without a feature check. Tested
-// against the reference by tools/cross_check (arm64 under qemu-user, in CI through CrossArchTests) —
-// correctness only: no arm64 machine was at hand to time them.
+// integer products summed per block and one float multiply per block scale product. The dots use
+// baseline ARMv8 NEON only (vmull_s8 + pairwise adds), so every arm64 CPU runs them; the prompt kernels
+// come twice, baseline and with ARMv8.2's SDOT, chosen at run time (BONSAI_NO_SDOT=1 forces baseline).
+// Tested against the reference by tools/cross_check (arm64 under qemu-user with and without SDOT, in CI
+// through CrossArchTests) — correctness only: no arm64 machine was at hand to time them.
 #include "bonsai.h"
 #include "simd.h"
 #include "kscales.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__linux__)
+#include <sys/auxv.h>
+#include <asm/hwcap.h>
+#endif
 
 // acc + Σ a·y over 16 signed bytes each, in 4 i32 lanes: |a·y| ≤ 128·127 fits i16; the pairs widen into i32.
 static inline int32x4_t dot16(int32x4_t acc, int8x16_t a, int8x16_t y) {
@@ -114,10 +121,151 @@ static float dot_q6_K_q8_K_neon(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
-void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]) {
+// ------------------------------------------------------------------ prompts: 4 unpacked rows × 8 tokens
+// The operands of unpacked.c: qs[j] holds elements 4j..4j+3 of tokens 0..7, 4 bytes each; a weight row's
+// 4 bytes repeated across 16 bytes meet tokens 0..3 (the first 16 bytes of qs[j]) and 4..7 (the rest).
+// Every kind's bytes are signed 8-bit values as NEON multiplies them: q < 64 for U8 and U8_HALVES, q8_0's
+// own for S8 (no sign trick: NEON multiplies signed by signed).
+
+// isum[r][h] += Σ_{j0 ≤ j < j1} row r's q · x over elements 4j..4j+3, for tokens 4h..4h+3 (one per lane).
+typedef void (*sums_fn)(const uint8_t q[4][32], const int8_t qs[8][32], int j0, int j1, int32x4_t isum[4][2]);
+
+// Baseline: byte products widened to i16 (|q·x| ≤ 128·127), pairs added into i32: lanes (t, e0+e1),
+// (t, e2+e3), (t+1, …); one pairwise add per 4 tokens at the end gives one lane per token.
+static inline void sums_mull(const uint8_t q[4][32], const int8_t qs[8][32], int j0, int j1, int32x4_t isum[4][2]) {
+    int32x4_t p[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int k = 0; k < 4; k++) p[r][k] = vdupq_n_s32(0);
+    for (int j = j0; j < j1; j++) {
+        const int8x16_t x0 = vld1q_s8(qs[j]), x1 = vld1q_s8(qs[j] + 16);
+        for (int r = 0; r < 4; r++) {
+            uint32_t q4;
+            memcpy(&q4, q[r] + 4 * j, 4);
+            const int8x16_t w = vreinterpretq_s8_u32(vdupq_n_u32(q4));
+            p[r][0] = vpadalq_s16(p[r][0], vmull_s8(vget_low_s8(x0), vget_low_s8(w)));
+            p[r][1] = vpadalq_s16(p[r][1], vmull_high_s8(x0, w));
+            p[r][2] = vpadalq_s16(p[r][2], vmull_s8(vget_low_s8(x1), vget_low_s8(w)));
+            p[r][3] = vpadalq_s16(p[r][3], vmull_high_s8(x1, w));
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        isum[r][0] = vaddq_s32(isum[r][0], vpaddq_s32(p[r][0], p[r][1]));
+        isum[r][1] = vaddq_s32(isum[r][1], vpaddq_s32(p[r][2], p[r][3]));
+    }
+}
+
+// ARMv8.2 dot product (SDOT): each i32 lane takes its own 4-byte dot, which is what the layout is made for.
+__attribute__((target("dotprod")))
+static inline void sums_sdot(const uint8_t q[4][32], const int8_t qs[8][32], int j0, int j1, int32x4_t isum[4][2]) {
+    for (int j = j0; j < j1; j++) {
+        const int8x16_t x0 = vld1q_s8(qs[j]), x1 = vld1q_s8(qs[j] + 16);
+        for (int r = 0; r < 4; r++) {
+            uint32_t q4;
+            memcpy(&q4, q[r] + 4 * j, 4);
+            const int8x16_t w = vreinterpretq_s8_u32(vdupq_n_u32(q4));
+            isum[r][0] = vdotq_s32(isum[r][0], x0, w);
+            isum[r][1] = vdotq_s32(isum[r][1], x1, w);
+        }
+    }
+}
+
+static inline void zero_sums(int32x4_t isum[4][2]) {
+    for (int r = 0; r < 4; r++) isum[r][0] = isum[r][1] = vdupq_n_s32(0);
+}
+
+// acc[r][h] += d[r]·d_a·isum + m[r]·s_a for tokens 4h..4h+3 (m NULL: no offset).
+static inline void scale_sums(float32x4_t acc[4][2], int32x4_t isum[4][2], const float d[4], const float *m,
+                              const float da[8], const float *sa) {
+    for (int r = 0; r < 4; r++)
+        for (int h = 0; h < 2; h++) {
+            const float32x4_t dd = vmulq_n_f32(vld1q_f32(da + 4 * h), d[r]);
+            acc[r][h] = vfmaq_f32(acc[r][h], dd, vcvtq_f32_s32(isum[r][h]));
+            if (m) acc[r][h] = vfmaq_n_f32(acc[r][h], vld1q_f32(sa + 4 * h), m[r]);
+        }
+}
+
+static inline void store_out(float32x4_t acc[4][2], float out[4][8]) {
+    for (int r = 0; r < 4; r++) { vst1q_f32(out[r], acc[r][0]); vst1q_f32(out[r] + 4, acc[r][1]); }
+}
+
+#define ZERO_ACC {{vdupq_n_f32(0), vdupq_n_f32(0)}, {vdupq_n_f32(0), vdupq_n_f32(0)}, \
+                  {vdupq_n_f32(0), vdupq_n_f32(0)}, {vdupq_n_f32(0), vdupq_n_f32(0)}}
+
+static inline __attribute__((always_inline)) void gemm_u8_body(int64_t nb, const void *wp, const bonsai_act8x32_block *a,
+                                                               float out[4][8], sums_fn sums) {
+    const bonsai_u8x4_block *w = wp;
+    float32x4_t acc[4][2] = ZERO_ACC;
+    for (int64_t b = 0; b < nb; b++) {
+        int32x4_t isum[4][2];
+        zero_sums(isum);
+        sums(w[b].q, a[b].qs, 0, 8, isum);
+        scale_sums(acc, isum, w[b].d, w[b].m, a[b].d, a[b].s);
+    }
+    store_out(acc, out);
+}
+
+static inline __attribute__((always_inline)) void gemm_u8h_body(int64_t nb, const void *wp, const bonsai_act8x32_block *a,
+                                                                float out[4][8], sums_fn sums) {
+    const bonsai_u8x4h_block *w = wp;
+    float32x4_t acc[4][2] = ZERO_ACC;
+    for (int64_t b = 0; b < nb; b++) {
+        float s_half[2][8];
+        for (int c = 0; c < 8; c++) { s_half[0][c] = a[b].s_lo[c]; s_half[1][c] = a[b].s[c] - a[b].s_lo[c]; }
+        for (int half = 0; half < 2; half++) {
+            int32x4_t isum[4][2];
+            zero_sums(isum);
+            sums(w[b].q, a[b].qs, 4 * half, 4 * half + 4, isum);
+            scale_sums(acc, isum, w[b].d[half], w[b].m[half], a[b].d, s_half[half]);
+        }
+    }
+    store_out(acc, out);
+}
+
+static inline __attribute__((always_inline)) void gemm_s8_body(int64_t nb, const void *wp, const bonsai_act8x32_block *a,
+                                                               float out[4][8], sums_fn sums) {
+    const bonsai_s8x4_block *w = wp;
+    float32x4_t acc[4][2] = ZERO_ACC;
+    for (int64_t b = 0; b < nb; b++) {
+        int32x4_t isum[4][2];
+        zero_sums(isum);
+        sums((const uint8_t (*)[32])w[b].q, a[b].qs, 0, 8, isum);
+        scale_sums(acc, isum, w[b].d, NULL, a[b].d, NULL);
+    }
+    store_out(acc, out);
+}
+
+// Each kind's kernel twice: baseline, and with SDOT for the CPUs that have it.
+#define GEMM_KERNELS(kind)                                                                                    \
+    static void gemm_##kind##_mull(int64_t nb, const void *w, const bonsai_act8x32_block *a, float out[4][8]) { \
+        gemm_##kind##_body(nb, w, a, out, sums_mull);                                                         \
+    }                                                                                                         \
+    __attribute__((target("dotprod")))                                                                        \
+    static void gemm_##kind##_sdot(int64_t nb, const void *w, const bonsai_act8x32_block *a, float out[4][8]) { \
+        gemm_##kind##_body(nb, w, a, out, sums_sdot);                                                         \
+    }
+GEMM_KERNELS(u8)
+GEMM_KERNELS(u8h)
+GEMM_KERNELS(s8)
+
+static bool has_sdot(void) {
+#if defined(__APPLE__)
+    return true;   // every Apple arm64 CPU has it
+#elif defined(__linux__)
+    return getauxval(AT_HWCAP) & HWCAP_ASIMDDP;
+#else
+    return false;
+#endif
+}
+
+void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT],
+                                  bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS], bool *sdot) {
     table[BONSAI_TYPE_Q4_0] = dot_q4_0_q8_0_neon;
     table[BONSAI_TYPE_Q8_0] = dot_q8_0_q8_0_neon;
     table[BONSAI_TYPE_Q4_K] = dot_q4_K_q8_K_neon;
     table[BONSAI_TYPE_Q6_K] = dot_q6_K_q8_K_neon;
+    *sdot = has_sdot() && !getenv("BONSAI_NO_SDOT");
+    gemm[BONSAI_UNPACKED_U8] = *sdot ? gemm_u8_sdot : gemm_u8_mull;
+    gemm[BONSAI_UNPACKED_U8_HALVES] = *sdot ? gemm_u8h_sdot : gemm_u8h_mull;
+    gemm[BONSAI_UNPACKED_S8] = *sdot ? gemm_s8_sdot : gemm_s8_mull;
 }
 #endif   // __aarch64__

@@ -82,7 +82,9 @@ typedef void (*bonsai_dequant_fn)(const void *src, float *dst, int64_t n);
 extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 
 #if defined(__aarch64__)
-void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT]);
+// sdot: set to whether the prompt kernels use ARMv8.2's SDOT.
+void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT],
+                                  bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS], bool *sdot);
 #endif
 #if defined(__x86_64__)
 void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]);

@@ -2,8 +2,9 @@
 # The C target on arm64 against this machine: compiles Sources/CBonsai with cross_check.c for the host
 # (its ISA kernels dispatched at run time) and for arm64 (the portable paths, plus NEON where the target
 # has kernels), both with clang and the flags Package.swift uses but without OpenMP (how the target
-# builds where no libomp is found), runs the arm64 build under qemu-user, and requires both to pass their
-# checks and to print identical hashes of everything that must be bit-exact.
+# builds where no libomp is found), runs the arm64 build under qemu-user (as a CPU with SDOT and as one
+# without), and requires every run to pass its checks and to print identical hashes of everything that
+# must be bit-exact.
 #
 #   apt-get install gcc-aarch64-linux-gnu qemu-user     # the arm64 C library, linker and emulator
 #   tools/cross_check/run.sh
@@ -25,9 +26,12 @@ done
 gcc "$out"/host/*.o -lm -o "$out/host/check"
 aarch64-linux-gnu-gcc "$out"/arm64/*.o -lm -o "$out/arm64/check"
 "$out/host/check" > "$out/host.txt"
-qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/arm64/check" > "$out/arm64.txt"
-if ! diff "$out/host.txt" "$out/arm64.txt"; then
-    echo "cross_check: arm64 and host differ where results must be bit-exact" >&2
-    exit 1
-fi
-echo "cross_check: host and arm64 agree ($(wc -l < "$out/host.txt") hashed results)"
+# Twice: qemu's default CPU has ARMv8.2's SDOT; a Cortex-A72 (ARMv8.0) takes the baseline kernels.
+for cpu in max cortex-a72; do
+    qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu "$out/arm64/check" > "$out/arm64-$cpu.txt"
+    if ! diff "$out/host.txt" "$out/arm64-$cpu.txt"; then
+        echo "cross_check: arm64 ($cpu) and host differ where results must be bit-exact" >&2
+        exit 1
+    fi
+done
+echo "cross_check: host and arm64 (with and without SDOT) agree ($(wc -l < "$out/host.txt") hashed results)"
