@@ -12,6 +12,7 @@
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
@@ -114,6 +115,162 @@ static float dot_q6_K_q8_K_neon(int64_t n, const void *w, const void *a) {
                     const int8x16_t s = vsubq_s8(vreinterpretq_s8_u8(q[k]), bias);
                     isum += sc[2 * k + c] * vaddvq_s32(dot16(vdupq_n_s32(0), s, vld1q_s8(ys + 32 * k + 16 * c)));
                 }
+            }
+        }
+        sum += bonsai_f16_to_f32(x[i].d) * y[i].d * (float)isum;
+    }
+    return sum;
+}
+
+// The fifth bits of q5_0/q5_1: bit l of qh (l < 32) → 16 in byte l of two vectors (elements 0..15, 16..31).
+static inline void fifth_bits(const uint8_t qh[4], uint8x16_t out[2]) {
+    static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t mask = vld1q_u8(bit), sixteen = vdupq_n_u8(16);
+    for (int h = 0; h < 2; h++) {
+        const uint8x16_t bytes = vcombine_u8(vdup_n_u8(qh[2 * h]), vdup_n_u8(qh[2 * h + 1]));
+        out[h] = vandq_u8(vtstq_u8(bytes, mask), sixteen);
+    }
+}
+
+// q5_0 · q8_0: w = d·(q − 16), q = nibble + 16·(fifth bit).
+static float dot_q5_0_q8_0_neon(int64_t n, const void *w, const void *a) {
+    const block_q5_0 *x = w;
+    const block_q8_0 *y = a;
+    const uint8x16_t low4 = vdupq_n_u8(0x0f);
+    const int8x16_t sixteen = vdupq_n_s8(16);
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
+        uint8x16_t h[2];
+        fifth_bits(x[i].qh, h);
+        const uint8x16_t q = vld1q_u8(x[i].qs);
+        const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q, low4), h[0])), sixteen);
+        const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q, 4), h[1])), sixteen);
+        const float d = bonsai_f16_to_f32(x[i].d) * bonsai_f16_to_f32(y[i].d);
+        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(dot32(lo, hi, y[i].qs)), d);
+    }
+    return vaddvq_f32(acc);
+}
+
+// q4_1 / q5_1 · q8_1: w = d·q + m, so Σ w·a = d·d_a·Σ q·q_a + m·d_a·Σ q_a. Σ q_a is summed from the bytes,
+// as the AVX2 kernel does, not taken from q8_1's f16 s (rounded to 11 bits). One body for both: d and m
+// sit at the same offsets, q5_1 adds qh (five = false compiles it away).
+static inline __attribute__((always_inline)) float dot_x1_q8_1(int64_t n, const void *w, size_t stride,
+                                                               size_t qs_off, bool five, const void *a) {
+    const block_q8_1 *y = a;
+    const uint8x16_t low4 = vdupq_n_u8(0x0f);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
+        const char *blk = (const char *)w + (size_t)i * stride;
+        const block_q4_1 *hdr = (const block_q4_1 *)blk;   // d, m
+        const uint8x16_t q = vld1q_u8((const uint8_t *)blk + qs_off);
+        uint8x16_t lo = vandq_u8(q, low4), hi = vshrq_n_u8(q, 4);
+        if (five) {
+            uint8x16_t h[2];
+            fifth_bits(((const block_q5_1 *)blk)->qh, h);
+            lo = vorrq_u8(lo, h[0]);
+            hi = vorrq_u8(hi, h[1]);
+        }
+        const int32x4_t s = dot32(vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi), y[i].qs);
+        const int32_t ysum = vaddlvq_s8(vld1q_s8(y[i].qs)) + vaddlvq_s8(vld1q_s8(y[i].qs + 16));
+        const float dy = bonsai_f16_to_f32(y[i].d);
+        sum += bonsai_f16_to_f32(hdr->d) * dy * (float)vaddvq_s32(s) + bonsai_f16_to_f32(hdr->m) * dy * (float)ysum;
+    }
+    return sum;
+}
+
+static float dot_q4_1_q8_1_neon(int64_t n, const void *w, const void *a) {
+    return dot_x1_q8_1(n, w, sizeof(block_q4_1), offsetof(block_q4_1, qs), false, a);
+}
+
+static float dot_q5_1_q8_1_neon(int64_t n, const void *w, const void *a) {
+    return dot_x1_q8_1(n, w, sizeof(block_q5_1), offsetof(block_q5_1, qs), true, a);
+}
+
+// q5_K · q8_K: q4_K's layout plus qh, whose bit j of byte l is element l of sub-block j's fifth bit.
+static float dot_q5_K_q8_K_neon(int64_t n, const void *w, const void *a) {
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    const uint8x16_t low4 = vdupq_n_u8(0x0f), one = vdupq_n_u8(1);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        uint8_t sc[8], m[8];
+        bonsai_k4_scales(x[i].scales, sc, m);
+        int32_t msum = 0;
+        for (int j = 0; j < 8; j++) msum += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
+        const uint8x16_t h0 = vld1q_u8(x[i].qh), h1 = vld1q_u8(x[i].qh + 16);
+        int32x4_t isum = vdupq_n_s32(0);
+        for (int j = 0; j < 4; j++) {   // sub-blocks 2j (low nibbles) and 2j+1 (high)
+            const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * j), q1 = vld1q_u8(x[i].qs + 32 * j + 16);
+            const int8x16_t lo_shift = vdupq_n_s8((int8_t)(-2 * j)), hi_shift = vdupq_n_s8((int8_t)(-2 * j - 1));
+            // the fifth bit moved to bit 4: ((qh >> s) & 1) << 4
+            const uint8x16_t b00 = vshlq_n_u8(vandq_u8(vshlq_u8(h0, lo_shift), one), 4);
+            const uint8x16_t b01 = vshlq_n_u8(vandq_u8(vshlq_u8(h1, lo_shift), one), 4);
+            const uint8x16_t b10 = vshlq_n_u8(vandq_u8(vshlq_u8(h0, hi_shift), one), 4);
+            const uint8x16_t b11 = vshlq_n_u8(vandq_u8(vshlq_u8(h1, hi_shift), one), 4);
+            const int32x4_t lo = dot32(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q0, low4), b00)),
+                                       vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q1, low4), b01)), y[i].qs + 64 * j);
+            const int32x4_t hi = dot32(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q0, 4), b10)),
+                                       vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q1, 4), b11)), y[i].qs + 64 * j + 32);
+            isum = vmlaq_n_s32(isum, lo, sc[2 * j]);
+            isum = vmlaq_n_s32(isum, hi, sc[2 * j + 1]);
+        }
+        sum += bonsai_f16_to_f32(x[i].d) * y[i].d * (float)vaddvq_s32(isum)
+             - bonsai_f16_to_f32(x[i].dmin) * y[i].d * (float)msum;
+    }
+    return sum;
+}
+
+// q2_K · q8_K: in each 128-element half, quarter k (32 elements) is bits 2k..2k+1 of qs[0..31]; each 16
+// elements have a 4-bit scale (low) and a 4-bit min (high): w = d·sc·q − dmin·m.
+static float dot_q2_K_q8_K_neon(int64_t n, const void *w, const void *a) {
+    const block_q2_K *x = w;
+    const block_q8_K *y = a;
+    const uint8x16_t three = vdupq_n_u8(3);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        int32_t isum = 0, msum = 0;
+        for (int j = 0; j < 16; j++) msum += (x[i].scales[j] >> 4) * y[i].bsums[j];
+        for (int half = 0; half < 2; half++) {
+            const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * half), q1 = vld1q_u8(x[i].qs + 32 * half + 16);
+            for (int k = 0; k < 4; k++) {
+                const int8x16_t shift = vdupq_n_s8((int8_t)(-2 * k));
+                const int8x16_t v0 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q0, shift), three));
+                const int8x16_t v1 = vreinterpretq_s8_u8(vandq_u8(vshlq_u8(q1, shift), three));
+                const int8_t *ys = y[i].qs + 128 * half + 32 * k;
+                const uint8_t *sc = x[i].scales + 8 * half + 2 * k;
+                isum += (sc[0] & 15) * vaddvq_s32(dot16(vdupq_n_s32(0), v0, vld1q_s8(ys)));
+                isum += (sc[1] & 15) * vaddvq_s32(dot16(vdupq_n_s32(0), v1, vld1q_s8(ys + 16)));
+            }
+        }
+        sum += bonsai_f16_to_f32(x[i].d) * y[i].d * (float)isum - bonsai_f16_to_f32(x[i].dmin) * y[i].d * (float)msum;
+    }
+    return sum;
+}
+
+// q3_K · q8_K: q2_K's 2 low bits plus a high bit from hmask (bit 4·half + k of byte l); w = d·(sc − 32)·(q − 4).
+static float dot_q3_K_q8_K_neon(int64_t n, const void *w, const void *a) {
+    const block_q3_K *x = w;
+    const block_q8_K *y = a;
+    const uint8x16_t three = vdupq_n_u8(3), one = vdupq_n_u8(1);
+    const int8x16_t four = vdupq_n_s8(4);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        int8_t sc[16];
+        bonsai_q3_K_scales(x[i].scales, sc);
+        const uint8x16_t m0 = vld1q_u8(x[i].hmask), m1 = vld1q_u8(x[i].hmask + 16);
+        int32_t isum = 0;
+        for (int half = 0; half < 2; half++) {
+            const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * half), q1 = vld1q_u8(x[i].qs + 32 * half + 16);
+            for (int k = 0; k < 4; k++) {
+                const int8x16_t shift = vdupq_n_s8((int8_t)(-2 * k)), hshift = vdupq_n_s8((int8_t)(-(4 * half + k)));
+                const uint8x16_t h0 = vshlq_n_u8(vandq_u8(vshlq_u8(m0, hshift), one), 2);
+                const uint8x16_t h1 = vshlq_n_u8(vandq_u8(vshlq_u8(m1, hshift), one), 2);
+                const int8x16_t v0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(vshlq_u8(q0, shift), three), h0)), four);
+                const int8x16_t v1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(vshlq_u8(q1, shift), three), h1)), four);
+                const int8_t *ys = y[i].qs + 128 * half + 32 * k;
+                const int j = 8 * half + 2 * k;
+                isum += (sc[j] - 32) * vaddvq_s32(dot16(vdupq_n_s32(0), v0, vld1q_s8(ys)));
+                isum += (sc[j + 1] - 32) * vaddvq_s32(dot16(vdupq_n_s32(0), v1, vld1q_s8(ys + 16)));
             }
         }
         sum += bonsai_f16_to_f32(x[i].d) * y[i].d * (float)isum;
@@ -260,8 +417,14 @@ static bool has_sdot(void) {
 void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT],
                                   bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS], bool *sdot) {
     table[BONSAI_TYPE_Q4_0] = dot_q4_0_q8_0_neon;
+    table[BONSAI_TYPE_Q4_1] = dot_q4_1_q8_1_neon;
+    table[BONSAI_TYPE_Q5_0] = dot_q5_0_q8_0_neon;
+    table[BONSAI_TYPE_Q5_1] = dot_q5_1_q8_1_neon;
     table[BONSAI_TYPE_Q8_0] = dot_q8_0_q8_0_neon;
+    table[BONSAI_TYPE_Q2_K] = dot_q2_K_q8_K_neon;
+    table[BONSAI_TYPE_Q3_K] = dot_q3_K_q8_K_neon;
     table[BONSAI_TYPE_Q4_K] = dot_q4_K_q8_K_neon;
+    table[BONSAI_TYPE_Q5_K] = dot_q5_K_q8_K_neon;
     table[BONSAI_TYPE_Q6_K] = dot_q6_K_q8_K_neon;
     *sdot = has_sdot() && !getenv("BONSAI_NO_SDOT");
     gemm[BONSAI_UNPACKED_U8] = *sdot ? gemm_u8_sdot : gemm_u8_mull;
