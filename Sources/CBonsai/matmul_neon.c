@@ -61,34 +61,6 @@ static float dot_q8_0_q8_0_neon(int64_t n, const void *w, const void *a) {
     return vaddvq_f32(acc);
 }
 
-// q4_K · q8_K: per 256-block, Σ_s sc_s Σ q·y in i32 (exact), less Σ_s m_s Σ y from the activation's
-// 16-element sums; then d·dy and dmin·dy once per block.
-static float dot_q4_K_q8_K_neon(int64_t n, const void *w, const void *a) {
-    const block_q4_K *x = w;
-    const block_q8_K *y = a;
-    const uint8x16_t low4 = vdupq_n_u8(0x0f);
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
-        uint8_t sc[8], m[8];
-        bonsai_k4_scales(x[i].scales, sc, m);
-        int32_t msum = 0;
-        for (int j = 0; j < 8; j++) msum += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        int32x4_t isum = vdupq_n_s32(0);
-        for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
-            const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * j), q1 = vld1q_u8(x[i].qs + 32 * j + 16);
-            const int32x4_t lo = dot32(vreinterpretq_s8_u8(vandq_u8(q0, low4)), vreinterpretq_s8_u8(vandq_u8(q1, low4)),
-                                       y[i].qs + 64 * j);
-            const int32x4_t hi = dot32(vreinterpretq_s8_u8(vshrq_n_u8(q0, 4)), vreinterpretq_s8_u8(vshrq_n_u8(q1, 4)),
-                                       y[i].qs + 64 * j + 32);
-            isum = vmlaq_n_s32(isum, lo, sc[2 * j]);
-            isum = vmlaq_n_s32(isum, hi, sc[2 * j + 1]);
-        }
-        sum += bonsai_f16_to_f32(x[i].d) * y[i].d * (float)vaddvq_s32(isum)
-             - bonsai_f16_to_f32(x[i].dmin) * y[i].d * (float)msum;
-    }
-    return sum;
-}
-
 // q6_K · q8_K: in each 128-element half, element l (< 32) of each quarter k takes 4 low bits from ql
 // (bytes l or l+32, low or high nibble) and 2 high bits from qh[l] (bits 2k, 2k+1); q − 32 as signed
 // bytes; each 16 elements have their own signed scale.
@@ -186,38 +158,52 @@ static float dot_q5_1_q8_1_neon(int64_t n, const void *w, const void *a) {
     return dot_x1_q8_1(n, w, sizeof(block_q5_1), offsetof(block_q5_1, qs), true, a);
 }
 
-// q5_K · q8_K: q4_K's layout plus qh, whose bit j of byte l is element l of sub-block j's fifth bit.
-static float dot_q5_K_q8_K_neon(int64_t n, const void *w, const void *a) {
-    const block_q5_K *x = w;
+// q4_K / q5_K · q8_K: per 256-block, Σ_s sc_s Σ q·y in i32 (exact), less Σ_s m_s Σ y from the activation's
+// 16-element sums; then d·dy and dmin·dy once per block. q5_K adds qh, whose bit j of byte l is element l
+// of sub-block j's fifth bit (five = false compiles it away). d, dmin and scales sit at the same offsets.
+static inline __attribute__((always_inline)) float dot_k4_q8_K(int64_t n, const void *w, size_t stride,
+                                                               size_t qs_off, bool five, const void *a) {
     const block_q8_K *y = a;
     const uint8x16_t low4 = vdupq_n_u8(0x0f), one = vdupq_n_u8(1);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const char *blk = (const char *)w + (size_t)i * stride;
+        const block_q4_K *hdr = (const block_q4_K *)blk;   // d, dmin, scales
+        const uint8_t *qs = (const uint8_t *)blk + qs_off;
         uint8_t sc[8], m[8];
-        bonsai_k4_scales(x[i].scales, sc, m);
+        bonsai_k4_scales(hdr->scales, sc, m);
         int32_t msum = 0;
         for (int j = 0; j < 8; j++) msum += m[j] * (y[i].bsums[2 * j] + y[i].bsums[2 * j + 1]);
-        const uint8x16_t h0 = vld1q_u8(x[i].qh), h1 = vld1q_u8(x[i].qh + 16);
+        uint8x16_t h0 = vdupq_n_u8(0), h1 = vdupq_n_u8(0);
+        if (five) { h0 = vld1q_u8(((const block_q5_K *)blk)->qh); h1 = vld1q_u8(((const block_q5_K *)blk)->qh + 16); }
         int32x4_t isum = vdupq_n_s32(0);
-        for (int j = 0; j < 4; j++) {   // sub-blocks 2j (low nibbles) and 2j+1 (high)
-            const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * j), q1 = vld1q_u8(x[i].qs + 32 * j + 16);
-            const int8x16_t lo_shift = vdupq_n_s8((int8_t)(-2 * j)), hi_shift = vdupq_n_s8((int8_t)(-2 * j - 1));
-            // the fifth bit moved to bit 4: ((qh >> s) & 1) << 4
-            const uint8x16_t b00 = vshlq_n_u8(vandq_u8(vshlq_u8(h0, lo_shift), one), 4);
-            const uint8x16_t b01 = vshlq_n_u8(vandq_u8(vshlq_u8(h1, lo_shift), one), 4);
-            const uint8x16_t b10 = vshlq_n_u8(vandq_u8(vshlq_u8(h0, hi_shift), one), 4);
-            const uint8x16_t b11 = vshlq_n_u8(vandq_u8(vshlq_u8(h1, hi_shift), one), 4);
-            const int32x4_t lo = dot32(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q0, low4), b00)),
-                                       vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q1, low4), b01)), y[i].qs + 64 * j);
-            const int32x4_t hi = dot32(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q0, 4), b10)),
-                                       vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q1, 4), b11)), y[i].qs + 64 * j + 32);
+        for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
+            const uint8x16_t q0 = vld1q_u8(qs + 32 * j), q1 = vld1q_u8(qs + 32 * j + 16);
+            uint8x16_t l0 = vandq_u8(q0, low4), l1 = vandq_u8(q1, low4), u0 = vshrq_n_u8(q0, 4), u1 = vshrq_n_u8(q1, 4);
+            if (five) {   // the fifth bit moved to bit 4: ((qh >> s) & 1) << 4
+                const int8x16_t lo_shift = vdupq_n_s8((int8_t)(-2 * j)), hi_shift = vdupq_n_s8((int8_t)(-2 * j - 1));
+                l0 = vorrq_u8(l0, vshlq_n_u8(vandq_u8(vshlq_u8(h0, lo_shift), one), 4));
+                l1 = vorrq_u8(l1, vshlq_n_u8(vandq_u8(vshlq_u8(h1, lo_shift), one), 4));
+                u0 = vorrq_u8(u0, vshlq_n_u8(vandq_u8(vshlq_u8(h0, hi_shift), one), 4));
+                u1 = vorrq_u8(u1, vshlq_n_u8(vandq_u8(vshlq_u8(h1, hi_shift), one), 4));
+            }
+            const int32x4_t lo = dot32(vreinterpretq_s8_u8(l0), vreinterpretq_s8_u8(l1), y[i].qs + 64 * j);
+            const int32x4_t hi = dot32(vreinterpretq_s8_u8(u0), vreinterpretq_s8_u8(u1), y[i].qs + 64 * j + 32);
             isum = vmlaq_n_s32(isum, lo, sc[2 * j]);
             isum = vmlaq_n_s32(isum, hi, sc[2 * j + 1]);
         }
-        sum += bonsai_f16_to_f32(x[i].d) * y[i].d * (float)vaddvq_s32(isum)
-             - bonsai_f16_to_f32(x[i].dmin) * y[i].d * (float)msum;
+        sum += bonsai_f16_to_f32(hdr->d) * y[i].d * (float)vaddvq_s32(isum)
+             - bonsai_f16_to_f32(hdr->dmin) * y[i].d * (float)msum;
     }
     return sum;
+}
+
+static float dot_q4_K_q8_K_neon(int64_t n, const void *w, const void *a) {
+    return dot_k4_q8_K(n, w, sizeof(block_q4_K), offsetof(block_q4_K, qs), false, a);
+}
+
+static float dot_q5_K_q8_K_neon(int64_t n, const void *w, const void *a) {
+    return dot_k4_q8_K(n, w, sizeof(block_q5_K), offsetof(block_q5_K, qs), true, a);
 }
 
 // q2_K · q8_K: in each 128-element half, quarter k (32 elements) is bits 2k..2k+1 of qs[0..31]; each 16
