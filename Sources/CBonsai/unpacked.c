@@ -6,6 +6,8 @@
 // with d and m as floats, each family shares one kernel; the unpacking (nibbles, high bits, 6-bit
 // K scales, f16 → f32) is done once per 4 rows for a whole group of tokens instead of once per
 // (row, token) pair, which is what made the per-type kernels slow (pp512 on q4_0: 19 → 32 tokens/s).
+// q8_0 is w = d·q with q signed and 8 bits wide: its bytes are kept with their magnitudes beside them,
+// for a kernel of its own (maddubs multiplies unsigned by signed bytes).
 // Tested through bonsai_matmul against the same computation in double (UnpackedMatmulTests).
 #include "simd.h"
 #include "kscales.h"
