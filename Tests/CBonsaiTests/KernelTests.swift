@@ -161,6 +161,40 @@ final class UnpackedMatmulTests: XCTestCase {
         }
     }
 
+    /// q8_0's prompt kernel at the edge of its i16 pair sums: every weight −128 (or +127, or alternating)
+    /// against activations that round to ∓127, so each maddubs lane holds 2·128·127 = 32512, just under
+    /// 2^15. A kernel that added two such lanes before widening (or saturated) would be off by far more
+    /// than the 2e-5 relative tolerance (f32 sums of 512 equal products).
+    func testSignedKernelAtItsBounds() throws {
+        try XCTSkipUnless(String(cString: bonsai_cpu_features()).contains("AVX2"), "the int8 paths need AVX2")
+        bonsai_set_math(BONSAI_MATH_FAST)
+        defer { bonsai_set_math(BONSAI_MATH_F32) }
+        let rows = 8, cols = 512, T = 8, rowBytes = TensorType.q8_0.byteCount(elements: cols)!
+        for (byte, xv): (UInt8, Float) in [(0x80, -2), (0x7f, 2), (0x80, 2)] {
+            for alternate in [false, true] {
+                var w = [UInt8](repeating: byte, count: rows * rowBytes)
+                if alternate { for i in w.indices where i % 2 == 0 { w[i] = 0x7f } }
+                TensorType.q8_0.setBlockScales(&w, to: 0.02)
+                let x = [Float](repeating: xv, count: T * cols)
+                var y = [Float](repeating: .nan, count: T * rows)
+                w.withUnsafeBytes { wp in
+                    var m = bonsai_matrix(type: Int32(TensorType.q8_0.rawValue), rows: Int64(rows), cols: Int64(cols),
+                                          row_stride: rowBytes, data: wp.baseAddress!)
+                    bonsai_matmul(&m, x, Int64(T), &y, Int64(rows), nil)
+                    var row = [Float](repeating: 0, count: cols)
+                    for r in 0 ..< rows {
+                        bonsai_matrix_row(&m, Int64(r), &row)
+                        let ref = Self.roundedDot(row, Array(x[0 ..< cols]))
+                        let mag = row.reduce(0.0) { $0 + abs(Double($1) * Double(xv)) }
+                        for t in 0 ..< T {
+                            XCTAssertEqual(Double(y[t * rows + r]), ref, accuracy: 2e-5 * mag, "byte \(byte) x \(xv) alternate \(alternate): r\(r) t\(t)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Σ w·(d·q) in double, q the activation rounded per 32 elements as bonsai_pack_act8x32 does.
     static func roundedDot(_ w: [Float], _ x: [Float]) -> Double {
         var sum = 0.0
