@@ -121,15 +121,11 @@ AVX2 static float dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
 // madd by the broadcast scale folds sc_s in, so the block accumulates exactly in i32.
 
 // The 12 bytes of a q4_K/q5_K block's 6-bit scales and mins → sc[0..7] in i16 lanes 0..7 and m[0..7] in
-// lanes 8..15: bonsai_k4_scales done four bytes at a time (scalar, it was half of the kernel's operations).
+// lanes 8..15 (decoded by words, not per sub-block: scalar decoding was half of the kernel's operations).
 AVX2 static inline __m256i k4_scales_mins(const uint8_t scales[12]) {
-    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
-    uint32_t u[3];
-    memcpy(u, scales, 12);
-    const uint32_t sc03 = u[0] & m6, m03 = u[1] & m6;
-    const uint32_t sc47 = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);
-    const uint32_t m47 = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4);
-    return _mm256_cvtepu8_epi16(_mm_setr_epi32((int)sc03, (int)sc47, (int)m03, (int)m47));
+    uint32_t w[4];
+    bonsai_k4_scale_words(scales, w);
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)w));
 }
 
 // One 256-block of q4_K or q5_K against q8_K: isum = Σ_s sc_s Σ q y (i32 lanes) and msum = Σ_s m_s Σ y
