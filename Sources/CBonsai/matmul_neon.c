@@ -31,23 +31,6 @@ static inline int32x4_t dot32(int8x16_t a0, int8x16_t a1, const int8_t *y) {
     return dot16(dot16(vdupq_n_s32(0), a0, vld1q_s8(y)), a1, vld1q_s8(y + 16));
 }
 
-// q4_0 · q8_0: nibbles − 8 as signed bytes (low nibbles are elements 0..15, high ones 16..31).
-static float dot_q4_0_q8_0_neon(int64_t n, const void *w, const void *a) {
-    const block_q4_0 *x = w;
-    const block_q8_0 *y = a;
-    const uint8x16_t low4 = vdupq_n_u8(0x0f);
-    const int8x16_t eight = vdupq_n_s8(8);
-    float32x4_t acc = vdupq_n_f32(0.0f);
-    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
-        const uint8x16_t q = vld1q_u8(x[i].qs);
-        const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, low4)), eight);
-        const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), eight);
-        const float d = bonsai_f16_to_f32(x[i].d) * bonsai_f16_to_f32(y[i].d);
-        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(dot32(lo, hi, y[i].qs)), d);
-    }
-    return vaddvq_f32(acc);
-}
-
 // q8_0 · q8_0
 static float dot_q8_0_q8_0_neon(int64_t n, const void *w, const void *a) {
     const block_q8_0 *x = w;
@@ -104,23 +87,44 @@ static inline void fifth_bits(const uint8_t qh[4], uint8x16_t out[2]) {
     }
 }
 
-// q5_0 · q8_0: w = d·(q − 16), q = nibble + 16·(fifth bit).
-static float dot_q5_0_q8_0_neon(int64_t n, const void *w, const void *a) {
-    const block_q5_0 *x = w;
+// A 32-element block's q as unsigned bytes: elements 0..15 (low nibbles of qs) and 16..31 (high), with
+// the fifth bits of qh on top where qh is not NULL (q5_0, q5_1).
+static inline void block_q_bytes(const uint8_t qs[16], const uint8_t *qh, uint8x16_t out[2]) {
+    const uint8x16_t q = vld1q_u8(qs);
+    out[0] = vandq_u8(q, vdupq_n_u8(0x0f));
+    out[1] = vshrq_n_u8(q, 4);
+    if (qh) {
+        uint8x16_t h[2];
+        fifth_bits(qh, h);
+        out[0] = vorrq_u8(out[0], h[0]);
+        out[1] = vorrq_u8(out[1], h[1]);
+    }
+}
+
+// q4_0 / q5_0 · q8_0: w = d·(q − 8) with q a nibble (low nibbles are elements 0..15, high ones 16..31), or
+// w = d·(q − 16) with q5_0's fifth bit on top (five = false compiles it away); d sits at offset 0 of both.
+static inline __attribute__((always_inline)) float dot_x0_q8_0(int64_t n, const void *w, size_t stride,
+                                                               size_t qs_off, bool five, const void *a) {
     const block_q8_0 *y = a;
-    const uint8x16_t low4 = vdupq_n_u8(0x0f);
-    const int8x16_t sixteen = vdupq_n_s8(16);
+    const int8x16_t offset = vdupq_n_s8(five ? 16 : 8);
     float32x4_t acc = vdupq_n_f32(0.0f);
     for (int64_t i = 0; i < n / BONSAI_QK; i++) {
-        uint8x16_t h[2];
-        fifth_bits(x[i].qh, h);
-        const uint8x16_t q = vld1q_u8(x[i].qs);
-        const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q, low4), h[0])), sixteen);
-        const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q, 4), h[1])), sixteen);
-        const float d = bonsai_f16_to_f32(x[i].d) * bonsai_f16_to_f32(y[i].d);
-        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(dot32(lo, hi, y[i].qs)), d);
+        const char *blk = (const char *)w + (size_t)i * stride;
+        uint8x16_t q[2];
+        block_q_bytes((const uint8_t *)blk + qs_off, five ? ((const block_q5_0 *)blk)->qh : NULL, q);
+        const int8x16_t l = vsubq_s8(vreinterpretq_s8_u8(q[0]), offset), u = vsubq_s8(vreinterpretq_s8_u8(q[1]), offset);
+        const float d = bonsai_f16_to_f32(((const block_q4_0 *)blk)->d) * bonsai_f16_to_f32(y[i].d);
+        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(dot32(l, u, y[i].qs)), d);
     }
     return vaddvq_f32(acc);
+}
+
+static float dot_q4_0_q8_0_neon(int64_t n, const void *w, const void *a) {
+    return dot_x0_q8_0(n, w, sizeof(block_q4_0), offsetof(block_q4_0, qs), false, a);
+}
+
+static float dot_q5_0_q8_0_neon(int64_t n, const void *w, const void *a) {
+    return dot_x0_q8_0(n, w, sizeof(block_q5_0), offsetof(block_q5_0, qs), true, a);
 }
 
 // q4_1 / q5_1 · q8_1: w = d·q + m, so Σ w·a = d·d_a·Σ q·q_a + m·d_a·Σ q_a. Σ q_a is summed from the bytes,
@@ -129,20 +133,13 @@ static float dot_q5_0_q8_0_neon(int64_t n, const void *w, const void *a) {
 static inline __attribute__((always_inline)) float dot_x1_q8_1(int64_t n, const void *w, size_t stride,
                                                                size_t qs_off, bool five, const void *a) {
     const block_q8_1 *y = a;
-    const uint8x16_t low4 = vdupq_n_u8(0x0f);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / BONSAI_QK; i++) {
         const char *blk = (const char *)w + (size_t)i * stride;
         const block_q4_1 *hdr = (const block_q4_1 *)blk;   // d, m
-        const uint8x16_t q = vld1q_u8((const uint8_t *)blk + qs_off);
-        uint8x16_t lo = vandq_u8(q, low4), hi = vshrq_n_u8(q, 4);
-        if (five) {
-            uint8x16_t h[2];
-            fifth_bits(((const block_q5_1 *)blk)->qh, h);
-            lo = vorrq_u8(lo, h[0]);
-            hi = vorrq_u8(hi, h[1]);
-        }
-        const int32x4_t s = dot32(vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi), y[i].qs);
+        uint8x16_t q[2];
+        block_q_bytes((const uint8_t *)blk + qs_off, five ? ((const block_q5_1 *)blk)->qh : NULL, q);
+        const int32x4_t s = dot32(vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1]), y[i].qs);
         const int32_t ysum = vaddlvq_s8(vld1q_s8(y[i].qs)) + vaddlvq_s8(vld1q_s8(y[i].qs + 16));
         const float dy = bonsai_f16_to_f32(y[i].d);
         sum += bonsai_f16_to_f32(hdr->d) * dy * (float)vaddvq_s32(s) + bonsai_f16_to_f32(hdr->m) * dy * (float)ysum;
@@ -334,17 +331,33 @@ static inline void store_out(float32x4_t acc[4][2], float out[4][8]) {
 #define ZERO_ACC {{vdupq_n_f32(0), vdupq_n_f32(0)}, {vdupq_n_f32(0), vdupq_n_f32(0)}, \
                   {vdupq_n_f32(0), vdupq_n_f32(0)}, {vdupq_n_f32(0), vdupq_n_f32(0)}}
 
-static inline __attribute__((always_inline)) void gemm_u8_body(int64_t nb, const void *wp, const bonsai_act8x32_block *a,
+// One scale (and, where m_off ≥ 0, one offset) per row and 32 elements, fields at the given offsets of
+// blocks `stride` bytes apart: U8's bonsai_u8x4_block, and S8's bonsai_s8x4_block, whose magnitudes NEON
+// does not need (it multiplies signed by signed).
+static inline __attribute__((always_inline)) void gemm_32_body(int64_t nb, const void *wp, size_t stride, size_t q_off,
+                                                               size_t d_off, long m_off, const bonsai_act8x32_block *a,
                                                                float out[4][8], sums_fn sums) {
-    const bonsai_u8x4_block *w = wp;
     float32x4_t acc[4][2] = ZERO_ACC;
     for (int64_t b = 0; b < nb; b++) {
+        const char *blk = (const char *)wp + (size_t)b * stride;
         int32x4_t isum[4][2];
         zero_sums(isum);
-        sums(w[b].q, a[b].qs, 0, 8, isum);
-        scale_sums(acc, isum, w[b].d, w[b].m, a[b].d, a[b].s);
+        sums((const uint8_t (*)[32])(blk + q_off), a[b].qs, 0, 8, isum);
+        scale_sums(acc, isum, (const float *)(blk + d_off), m_off >= 0 ? (const float *)(blk + m_off) : NULL, a[b].d, a[b].s);
     }
     store_out(acc, out);
+}
+
+static inline __attribute__((always_inline)) void gemm_u8_body(int64_t nb, const void *w, const bonsai_act8x32_block *a,
+                                                               float out[4][8], sums_fn sums) {
+    gemm_32_body(nb, w, sizeof(bonsai_u8x4_block), offsetof(bonsai_u8x4_block, q), offsetof(bonsai_u8x4_block, d),
+                 (long)offsetof(bonsai_u8x4_block, m), a, out, sums);
+}
+
+static inline __attribute__((always_inline)) void gemm_s8_body(int64_t nb, const void *w, const bonsai_act8x32_block *a,
+                                                               float out[4][8], sums_fn sums) {
+    gemm_32_body(nb, w, sizeof(bonsai_s8x4_block), offsetof(bonsai_s8x4_block, q), offsetof(bonsai_s8x4_block, d), -1,
+                 a, out, sums);
 }
 
 static inline __attribute__((always_inline)) void gemm_u8h_body(int64_t nb, const void *wp, const bonsai_act8x32_block *a,
@@ -360,19 +373,6 @@ static inline __attribute__((always_inline)) void gemm_u8h_body(int64_t nb, cons
             sums(w[b].q, a[b].qs, 4 * half, 4 * half + 4, isum);
             scale_sums(acc, isum, w[b].d[half], w[b].m[half], a[b].d, s_half[half]);
         }
-    }
-    store_out(acc, out);
-}
-
-static inline __attribute__((always_inline)) void gemm_s8_body(int64_t nb, const void *wp, const bonsai_act8x32_block *a,
-                                                               float out[4][8], sums_fn sums) {
-    const bonsai_s8x4_block *w = wp;
-    float32x4_t acc[4][2] = ZERO_ACC;
-    for (int64_t b = 0; b < nb; b++) {
-        int32x4_t isum[4][2];
-        zero_sums(isum);
-        sums((const uint8_t (*)[32])w[b].q, a[b].qs, 0, 8, isum);
-        scale_sums(acc, isum, w[b].d, NULL, a[b].d, NULL);
     }
     store_out(acc, out);
 }

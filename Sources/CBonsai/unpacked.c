@@ -241,4 +241,4 @@ void bonsai_pack_act8x32(const float *x, int64_t xs, int64_t n, bonsai_act8x32_b
     }
 }
 
-bonsai_gemm_unpacked_fn bonsai_gemm_unpacked[BONSAI_UNPACKED_KINDS];   // set by cpu.c (AVX2: matmul_avx2.c)
+bonsai_gemm_unpacked_fn bonsai_gemm_unpacked[BONSAI_UNPACKED_KINDS];   // set by cpu.c (matmul_avx2.c, matmul_neon.c)
