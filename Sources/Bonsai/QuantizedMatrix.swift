@@ -59,6 +59,38 @@ public struct QuantizedMatrix: @unchecked Sendable {
         withC { bonsai_matmul($0, x, Int64(count), y, Int64(yStride ?? rows), bias) }
     }
 
+    /// One product of `multiply(_:count:)`: y = W x + bias as `multiply` computes it.
+    public struct Product {
+        let matrix: QuantizedMatrix
+        let x: UnsafePointer<Float>
+        let y: UnsafeMutablePointer<Float>
+        let yStride: Int
+        let bias: UnsafePointer<Float>?
+        public init(_ matrix: QuantizedMatrix, _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                    yStride: Int? = nil, bias: UnsafePointer<Float>?) {
+            (self.matrix, self.x, self.y, self.yStride, self.bias) = (matrix, x, y, yStride ?? matrix.rows, bias)
+        }
+    }
+
+    /// Several products over the same `count` tokens, each as `multiply` computes it. While generating,
+    /// they share one parallel region (the threads meet once, not twice per product). No product may
+    /// write where another reads.
+    public static func multiply(_ products: Product..., count: Int) {
+        withUnsafeTemporaryAllocation(of: bonsai_matrix.self, capacity: products.count) { mats in
+            withUnsafeTemporaryAllocation(of: bonsai_matmul_job.self, capacity: products.count) { jobs in
+                for (i, p) in products.enumerated() {
+                    let m = p.matrix
+                    mats[i] = bonsai_matrix(type: Int32(m.type.rawValue), rows: Int64(m.rows), cols: Int64(m.cols),
+                                            row_stride: m.rowStride, data: m.data)
+                    jobs[i] = bonsai_matmul_job(W: mats.baseAddress! + i, X: p.x, Y: p.y, y_stride: Int64(p.yStride), bias: p.bias)
+                }
+                withExtendedLifetime(products) {
+                    bonsai_matmul_batch(jobs.baseAddress!, Int32(products.count), Int64(count))
+                }
+            }
+        }
+    }
+
     /// The input gradient of `multiply`: dx[t] (+)= Σ_r dy[t][r] W[r] for t < count; dy: [count, dyStride],
     /// dx: [count, cols]. The weight is dequantized exactly and the products accumulate in f32.
     public func multiplyBackward(_ dy: UnsafePointer<Float>, dyStride: Int? = nil, count: Int,

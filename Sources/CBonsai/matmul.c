@@ -11,6 +11,7 @@
 #include "simd.h"
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 
 enum { TILE_ROWS = 16 };
 
@@ -89,7 +90,8 @@ static const int64_t unpack_min_tokens[BONSAI_UNPACKED_KINDS] = {
     [BONSAI_UNPACKED_U8] = 4, [BONSAI_UNPACKED_U8_HALVES] = 4, [BONSAI_UNPACKED_S8] = 8,
 };
 
-// matmul_int8: a token at a time (generation), a few tokens, or q8_0 prompts below 8 tokens. Activations
+// matmul_int8: a few tokens (q8_0 prompts below 8 tokens), or any count where a type has an int8 dot but
+// no unpacked kernel (generation goes through bonsai_matmul_batch). Activations
 // are quantized to the type's vec_dot_type (then laid out per token if the dot wants: act_layout.c); each
 // (row, token) pair is one int8 dot, or 4 × 4 pairs at once where the type has a blocked kernel (q8_0).
 static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const float *X, int64_t T, float *Y,
@@ -255,6 +257,122 @@ static void matmul_rest(const bonsai_matrix *W, const float *X, int64_t T, float
     else matmul_f32(W, X, T, Y, y_stride, bias);
 }
 
+// Generation's products: the int8 dot per (row, token) that bonsai_matmul would use, if it would use
+// nothing else (fast math, an int8 dot, fewer tokens than any blocked or unpacked kernel takes).
+static bonsai_vec_dot_fn generation_dot(const bonsai_matrix *W, int64_t T) {
+    return math_mode == BONSAI_MATH_FAST && T < 4 ? int8_dot(W) : NULL;
+}
+
+// A thread's own copy of the activations for a product: X quantized to W's vec_dot_type (and laid out as
+// its dot reads them). Each thread makes it rather than one making it for all, so no thread waits for
+// another: a few microseconds against a barrier per product. Reused while the input and type stay.
+typedef struct { const float *x; int type; int64_t cols, T; const char *a; size_t arow; } act_copy;
+
+static const char *thread_activations(const bonsai_matrix *W, const float *X, int64_t T, act_copy *c) {
+    if (c->a && c->x == X && c->type == W->type && c->cols == W->cols && c->T == T) return c->a;
+    const int at = bonsai_type_info(W->type)->vec_dot_type;
+    const bonsai_act_layout layout = bonsai_fast_act[W->type];
+    const size_t qrow = bonsai_row_size(at, W->cols);
+    const size_t arow = layout.make ? layout.size(W->cols) : qrow;
+    char *aq = scratch_get(&act_buf, qrow * (size_t)T);
+    char *al = layout.make ? scratch_get(&layout_buf, arow * (size_t)T) : aq;
+    if (!aq || !al) return NULL;
+    for (int64_t t = 0; t < T; t++) {
+        bonsai_quantize_row(at, X + t * W->cols, aq + (size_t)t * qrow, W->cols);
+        if (layout.make) layout.make(aq + (size_t)t * qrow, W->cols, al + (size_t)t * arow);
+    }
+    *c = (act_copy){X, W->type, W->cols, T, al, arow};
+    return al;
+}
+
+// The batch's rows, laid end to end over its generation jobs, are cut into chunks of BATCH_CHUNK rows.
+// Each thread owns a contiguous run of chunks holding an equal share of the weight bytes, and takes
+// them from the front; a thread that is done takes the others' chunks from the back. Generation is bound
+// by reading the weights, and on a shared machine the threads' reading speeds wander: with fixed equal
+// shares one thread waited for the other ~5% of every product (q4_0, 2 threads).
+enum { BATCH_CHUNK = 16 };
+
+// A run of chunks [front, back): front in the low 32 bits. Owner and thieves move its ends by CAS, so
+// each chunk is taken exactly once.
+typedef struct { _Alignas(64) _Atomic uint64_t span; } chunk_run;
+
+static bool take_chunk(chunk_run *run, bool from_front, uint32_t *chunk) {
+    uint64_t s = atomic_load_explicit(&run->span, memory_order_relaxed);
+    for (;;) {
+        const uint32_t front = (uint32_t)s, back = (uint32_t)(s >> 32);
+        if (front >= back) return false;
+        const uint64_t next = from_front ? (uint64_t)back << 32 | (front + 1) : (uint64_t)(back - 1) << 32 | front;
+        if (atomic_compare_exchange_weak_explicit(&run->span, &s, next, memory_order_relaxed, memory_order_relaxed)) {
+            *chunk = from_front ? front : back - 1;
+            return true;
+        }
+    }
+}
+
+typedef struct { const bonsai_matmul_job *job; bonsai_vec_dot_fn dot; int64_t first_row; } batch_part;
+
+// Rows [g0, g1) of the batch, numbered across its parts, for T tokens.
+static void batch_rows(const batch_part *parts, int nparts, int64_t g0, int64_t g1, int64_t T, act_copy *acts) {
+    for (int p = 0; p < nparts && g0 < g1; p++) {
+        const bonsai_matmul_job *job = parts[p].job;
+        const bonsai_matrix *W = job->W;
+        const int64_t end = parts[p].first_row + W->rows;
+        if (g0 >= end) continue;
+        const char *a = thread_activations(W, job->X, T, acts);
+        if (!a) return;   // out of memory: cannot happen after the first token (grow-only scratch)
+        for (; g0 < g1 && g0 < end; g0++) {
+            const int64_t r = g0 - parts[p].first_row;
+            const char *w = (const char *)W->data + (size_t)r * W->row_stride;
+            const float b = job->bias ? job->bias[r] : 0.0f;
+            for (int64_t t = 0; t < T; t++) job->Y[t * job->y_stride + r] = parts[p].dot(W->cols, w, a + (size_t)t * acts->arow) + b;
+        }
+    }
+}
+
+// The chunk of the first row that begins at or past byte `at` of the parts' weights laid end to end.
+static uint32_t chunk_at_byte(const batch_part *parts, int nparts, int64_t at) {
+    for (int p = 0;; p++) {
+        const int64_t s = (int64_t)parts[p].job->W->row_stride, size = parts[p].job->W->rows * s;
+        if (at < size || p == nparts - 1) return (uint32_t)((parts[p].first_row + (at + s - 1) / s) / BATCH_CHUNK);
+        at -= size;
+    }
+}
+
+void bonsai_matmul_batch(const bonsai_matmul_job *jobs, int n_jobs, int64_t T) {
+    bonsai_simd_init();
+    if (T <= 0 || n_jobs <= 0) return;
+    batch_part parts[n_jobs];
+    int nparts = 0;
+    int64_t rows = 0, bytes = 0;
+    for (int j = 0; j < n_jobs; j++) {
+        const bonsai_vec_dot_fn dot = generation_dot(jobs[j].W, T);
+        if (!dot) {
+            bonsai_matmul(jobs[j].W, jobs[j].X, T, jobs[j].Y, jobs[j].y_stride, jobs[j].bias);
+            continue;
+        }
+        parts[nparts++] = (batch_part){&jobs[j], dot, rows};
+        rows += jobs[j].W->rows;
+        bytes += jobs[j].W->rows * (int64_t)jobs[j].W->row_stride;
+    }
+    if (nparts == 0) return;
+    const int nth = bytes * T > 32768 ? BONSAI_NUM_THREADS() : 1;
+    uint32_t front[nth + 1];   // thread k's run: chunks front[k] ..< front[k + 1], an equal share of the bytes
+    for (int k = 0; k < nth; k++) front[k] = chunk_at_byte(parts, nparts, bytes * k / nth);
+    front[nth] = (uint32_t)((rows + BATCH_CHUNK - 1) / BATCH_CHUNK);
+    chunk_run runs[nth];
+    for (int k = 0; k < nth; k++) atomic_init(&runs[k].span, (uint64_t)front[k + 1] << 32 | front[k]);
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        const int k = BONSAI_THREAD_ID();
+        act_copy acts = {0};
+        uint32_t c;
+        for (int i = 0; i < nth; i++) {   // its own run from the front, then the others' from the back
+            chunk_run *run = &runs[(k + i) % nth];
+            while (take_chunk(run, i == 0, &c)) batch_rows(parts, nparts, (int64_t)c * BATCH_CHUNK, ((int64_t)c + 1) * BATCH_CHUNK, T, &acts);
+        }
+    }
+}
+
 void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
                    const float *bias) {
     bonsai_simd_init();
@@ -265,6 +383,10 @@ void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, 
         const bonsai_gemm_unpacked_fn gemm = u.unpack ? bonsai_gemm_unpacked[u.kind] : NULL;
         if (gemm && T >= unpack_min_tokens[u.kind] && W->cols % BONSAI_QK == 0) {
             matmul_unpacked(W, u, gemm, X, T, Y, y_stride, bias);
+            return;
+        }
+        if (generation_dot(W, T)) {
+            bonsai_matmul_batch(&(bonsai_matmul_job){W, X, Y, y_stride, bias}, 1, T);
             return;
         }
         bonsai_vec_dot_fn dot = int8_dot(W);

@@ -107,6 +107,94 @@ final class BlockedMatmulTests: XCTestCase {
     }
 }
 
+/// bonsai_matmul_batch: generation's products in one parallel region, rows split by bytes across the
+/// jobs. Each output must be bit-identical to the same int8 dot computed alone (bonsai_vec_dot on the
+/// activation quantized to the type's vec_dot_type) plus the bias: the partition may neither skip nor
+/// repeat a row (outputs start as NaN), and each job must see its own input, type and y_stride. Jobs
+/// of different types share an input (a thread re-quantizes when the type changes), and an f32 job,
+/// which has no int8 dot, runs on its own through bonsai_matmul. 1, 2, 3 and 7 threads (more than the
+/// cores, so threads finish at different times and take each other's rows); 1 to 3 tokens.
+final class MatmulBatchTests: XCTestCase {
+    func testBatchEqualsEachProductAlone() {
+        var rng = SplitMix(seed: 17)
+        bonsai_set_math(BONSAI_MATH_FAST)
+        let threads = bonsai_max_threads()
+        defer { bonsai_set_math(BONSAI_MATH_F32); bonsai_set_threads(threads) }
+        // (type, rows, cols, input): inputs 0 and 1 have 2560 columns, input 2 has 768.
+        let shapes: [(TensorType, Int, Int, Int)] = [(.q4_0, 37, 2560, 0), (.q8_0, 50, 2560, 0), (.q4_K, 19, 768, 2),
+                                                      (.q4_0, 23, 2560, 1), (.f32, 5, 2560, 1), (.q6_K, 1, 2560, 0)]
+        let inputCols = [2560, 2560, 768]
+        for nThreads in [1, 2, 3, 7] {
+            bonsai_set_threads(Int32(nThreads))
+            for T in 1 ... 3 {
+                let inputs = inputCols.map { n in (0 ..< T * n).map { _ in Float.random(in: -2 ... 2, using: &rng) } }
+                let weights = shapes.map { (type, rows, cols, _) in
+                    (0 ..< rows).flatMap { _ in
+                        let dense = (0 ..< cols).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+                        var b = [UInt8](repeating: 0, count: type.byteCount(elements: cols)!)
+                        _ = bonsai_quantize_row(Int32(type.rawValue), dense, &b, Int64(cols))
+                        return b
+                    }
+                }
+                let biases = shapes.map { s in (0 ..< s.1).map { _ in Float.random(in: -1 ... 1, using: &rng) } }
+                let strides = shapes.map { $0.1 + 3 }   // y_stride > rows: the gaps must stay untouched
+                var outputs = strides.map { [Float](repeating: .nan, count: T * $0) }
+                let wp = weights.map { w in UnsafeMutableRawPointer.allocate(byteCount: w.count, alignment: 64) }
+                let yp = outputs.map { o in UnsafeMutablePointer<Float>.allocate(capacity: o.count) }
+                defer { wp.forEach { $0.deallocate() }; yp.forEach { $0.deallocate() } }
+                for i in shapes.indices {
+                    weights[i].withUnsafeBytes { wp[i].copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    yp[i].initialize(repeating: .nan, count: outputs[i].count)
+                }
+                var mats = shapes.indices.map { i in
+                    bonsai_matrix(type: Int32(shapes[i].0.rawValue), rows: Int64(shapes[i].1), cols: Int64(shapes[i].2),
+                                  row_stride: shapes[i].0.byteCount(elements: shapes[i].2)!, data: wp[i])
+                }
+                let xp = inputs.map(pinned), bp = biases.map(pinned)
+                defer { (xp + bp).forEach { $0.deallocate() } }
+                mats.withUnsafeMutableBufferPointer { m in
+                    let jobs = shapes.indices.map { i in
+                        bonsai_matmul_job(W: m.baseAddress! + i, X: xp[shapes[i].3], Y: yp[i], y_stride: Int64(strides[i]), bias: bp[i])
+                    }
+                    bonsai_matmul_batch(jobs, Int32(jobs.count), Int64(T))
+                }
+                for i in shapes.indices { outputs[i] = Array(UnsafeBufferPointer(start: yp[i], count: outputs[i].count)) }
+                for (i, (type, rows, cols, input)) in shapes.enumerated() {
+                    let rowBytes = type.byteCount(elements: cols)!
+                    for t in 0 ..< T {
+                        let x = Array(inputs[input][t * cols ..< (t + 1) * cols])
+                        for r in 0 ..< rows {
+                            let w = Array(weights[i][r * rowBytes ..< (r + 1) * rowBytes])
+                            let expected: Float
+                            if type == .f32 {   // no int8 dot: bonsai_matmul's exact path
+                                var y: Float = 0
+                                w.withUnsafeBytes { wb in
+                                    var m = bonsai_matrix(type: Int32(type.rawValue), rows: 1, cols: Int64(cols), row_stride: rowBytes, data: wb.baseAddress!)
+                                    bonsai_matmul(&m, x, 1, &y, 1, [biases[i][r]])
+                                }
+                                expected = y
+                            } else {
+                                let at = Int32(bonsai_type_info(Int32(type.rawValue))!.pointee.vec_dot_type)
+                                var a = [UInt8](repeating: 0, count: bonsai_row_size(at, Int64(cols)))
+                                _ = bonsai_quantize_row(at, x, &a, Int64(cols))
+                                expected = bonsai_vec_dot(Int32(type.rawValue), Int64(cols), w, a) + biases[i][r]
+                            }
+                            XCTAssertEqual(outputs[i][t * strides[i] + r], expected, "\(type) job \(i) r\(r) t\(t), \(nThreads) threads")
+                        }
+                        for r in rows ..< strides[i] { XCTAssertTrue(outputs[i][t * strides[i] + r].isNaN, "job \(i) wrote past its rows") }
+                    }
+                }
+            }
+        }
+    }
+
+    private func pinned(_ a: [Float]) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: a.count)
+        p.initialize(from: a, count: a.count)
+        return p
+    }
+}
+
 /// The prompt path of the types that unpack (unpacked.c): weights unpacked to bytes + (scale, offset) per
 /// 32 or 16 elements (q8_0: its signed bytes; random bytes reach -128, the bound of its kernel's i16
 /// pair sums), activations rounded per token and 32 elements (d = amax/127 in f32, ties to even). Against that

@@ -131,6 +131,21 @@ typedef struct {
 void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
                    const float *bias);
 
+// Several products over the same T tokens, each exactly as bonsai_matmul computes it. Generation's
+// (int8 dots, T < 4) share one parallel region: each thread quantizes the inputs itself, starts on an
+// equal share of the weight bytes and then takes rows left by slower threads, so the threads meet once
+// per batch instead of twice per product (PHI-2's q, k, v and fc1 read the same input; dense and fc2
+// write the two halves of one residual sum). Other jobs run one after another through bonsai_matmul.
+// No job may write where another reads.
+typedef struct {
+    const bonsai_matrix *W;
+    const float *X;       // [T, W->cols]
+    float *Y;             // [T, y_stride]
+    int64_t y_stride;
+    const float *bias;    // [W->rows] or NULL
+} bonsai_matmul_job;
+void bonsai_matmul_batch(const bonsai_matmul_job *jobs, int n_jobs, int64_t T);
+
 // matmul_backward: the input gradient of the product above: dX [T, cols] (+)= dY [T, rows] W,
 // dY rows dy_stride floats apart; f32 accumulation over W dequantized exactly.
 void bonsai_matmul_backward(const bonsai_matrix *W, const float *dY, int64_t dy_stride, int64_t T, float *dX,
