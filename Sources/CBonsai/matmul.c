@@ -23,6 +23,7 @@ bonsai_math bonsai_get_math(void) { return math_mode; }
 typedef struct { void *p; size_t cap; } scratch;
 static _Thread_local scratch tile_buf, act_buf, act8_buf, wrow_buf, unpacked_buf, layout_buf;
 static _Thread_local scratch pack_buf;   // packed activations: the caller's, shared by its OpenMP team
+static _Thread_local scratch runs_buf;   // the caller's work runs (chunk_run), shared by its team
 
 static void *scratch_get(scratch *s, size_t bytes) {
     if (bytes > s->cap) {
@@ -39,6 +40,32 @@ static void prefetch_rows(const char *p, size_t stride, int64_t rows, size_t byt
     for (int64_t i = 0; i < rows; i++)
         for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + (size_t)i * stride + off, 0, 2);
 }
+
+// Work shared by stealing. Each thread owns a run of work items and takes them from its front; a thread
+// whose run is empty takes the others' items from their backs. On a shared machine the threads' speeds
+// wander, and with fixed equal shares one thread waited for the other at the end of every product (~5%
+// of q4_0 generation and prompt time with 2 threads). Owners keep a contiguous stream of weights.
+// A run of items [front, back): front in the low 32 bits. Owner and thieves move its ends by CAS, so
+// each item is taken exactly once.
+typedef struct { _Alignas(64) _Atomic uint64_t span; } chunk_run;
+
+static bool take_chunk(chunk_run *run, bool from_front, uint32_t *chunk) {
+    uint64_t s = atomic_load_explicit(&run->span, memory_order_relaxed);
+    for (;;) {
+        const uint32_t front = (uint32_t)s, back = (uint32_t)(s >> 32);
+        if (front >= back) return false;
+        const uint64_t next = from_front ? (uint64_t)back << 32 | (front + 1) : (uint64_t)(back - 1) << 32 | front;
+        if (atomic_compare_exchange_weak_explicit(&run->span, &s, next, memory_order_relaxed, memory_order_relaxed)) {
+            *chunk = from_front ? front : back - 1;
+            return true;
+        }
+    }
+}
+
+// Item i of thread k's turn: its own run first (from the front), then the others' (from the back).
+#define FOR_EACH_SHARED_ITEM(runs, nth, k, item) \
+    for (int turn_ = 0; turn_ < (nth); turn_++) \
+        for (chunk_run *run_ = &(runs)[((k) + turn_) % (nth)]; take_chunk(run_, turn_ == 0, &(item));)
 
 void bonsai_matrix_row(const bonsai_matrix *W, int64_t r, float *dst) {
     bonsai_dequantize_row(W->type, (const char *)W->data + (size_t)r * W->row_stride, dst, W->cols);
@@ -158,18 +185,27 @@ static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, bonsai_ge
         memcpy(pad, X + 8 * full * cols, (size_t)((T - 8 * full) * cols) * sizeof(float));
         bonsai_pack_act8x32(pad, cols, cols, act + full * nb);
     }
-#pragma omp parallel
+    // Per chunk of tokens, the groups of 4 rows are shared by stealing (runs of equal counts).
+    const int nth = BONSAI_NUM_THREADS();
+    const int64_t nchunks = (sets + TOKEN_CHUNK / 8 - 1) / (TOKEN_CHUNK / 8), ngroups = rows4 / 4;
+    chunk_run *runs = scratch_get(&runs_buf, (size_t)(nchunks * nth) * sizeof(chunk_run));
+    for (int64_t i = 0; i < nchunks; i++)
+        for (int k = 0; k < nth; k++)
+            atomic_init(&runs[i * nth + k].span, (uint64_t)(ngroups * (k + 1) / nth) << 32 | (uint64_t)(ngroups * k / nth));
+#pragma omp parallel num_threads(nth)
     {
 #pragma omp for schedule(static)
         for (int64_t s = 0; s < full; s++) bonsai_pack_act8x32(X + 8 * s * cols, cols, cols, act + s * nb);
         void *wu = scratch_get(&unpacked_buf, (size_t)nb * wblock);
+        const int k = BONSAI_THREAD_ID();
+        uint32_t g;
         for (int64_t s0 = 0; s0 < sets; s0 += TOKEN_CHUNK / 8) {
             const int64_t s1 = s0 + TOKEN_CHUNK / 8 < sets ? s0 + TOKEN_CHUNK / 8 : sets;
-#pragma omp for schedule(static) nowait
-            for (int64_t r0 = 0; r0 < rows4; r0 += 4) {
+            FOR_EACH_SHARED_ITEM(runs + s0 / (TOKEN_CHUNK / 8) * nth, nth, k, g) {
+                const int64_t r0 = 4 * (int64_t)g;
                 for (int r = 0; r < 4; r++) u.unpack((const char *)W->data + (size_t)(r0 + r) * W->row_stride, cols, wu, r);
-                // The static schedule gives each thread consecutive groups: the next group's rows come from
-                // memory while this one is multiplied, instead of stalling the unpacking (pp512 q4_0: 33-34 → 38 tokens/s).
+                // An owner takes consecutive groups: the next group's rows come from memory while this one
+                // is multiplied, instead of stalling the unpacking (pp512 q4_0: 33-34 → 38 tokens/s).
                 if (r0 + 4 < rows4)
                     prefetch_rows((const char *)W->data + (size_t)(r0 + 4) * W->row_stride, W->row_stride, 4, W->row_stride);
                 for (int64_t s = s0; s < s1; s++) {
@@ -285,29 +321,9 @@ static const char *thread_activations(const bonsai_matrix *W, const float *X, in
     return al;
 }
 
-// The batch's rows, laid end to end over its generation jobs, are cut into chunks of BATCH_CHUNK rows.
-// Each thread owns a contiguous run of chunks holding an equal share of the weight bytes, and takes
-// them from the front; a thread that is done takes the others' chunks from the back. Generation is bound
-// by reading the weights, and on a shared machine the threads' reading speeds wander: with fixed equal
-// shares one thread waited for the other ~5% of every product (q4_0, 2 threads).
+// The batch's rows, laid end to end over its generation jobs, are cut into chunks of BATCH_CHUNK rows,
+// shared by stealing; each thread's run holds an equal share of the weight bytes.
 enum { BATCH_CHUNK = 16 };
-
-// A run of chunks [front, back): front in the low 32 bits. Owner and thieves move its ends by CAS, so
-// each chunk is taken exactly once.
-typedef struct { _Alignas(64) _Atomic uint64_t span; } chunk_run;
-
-static bool take_chunk(chunk_run *run, bool from_front, uint32_t *chunk) {
-    uint64_t s = atomic_load_explicit(&run->span, memory_order_relaxed);
-    for (;;) {
-        const uint32_t front = (uint32_t)s, back = (uint32_t)(s >> 32);
-        if (front >= back) return false;
-        const uint64_t next = from_front ? (uint64_t)back << 32 | (front + 1) : (uint64_t)(back - 1) << 32 | front;
-        if (atomic_compare_exchange_weak_explicit(&run->span, &s, next, memory_order_relaxed, memory_order_relaxed)) {
-            *chunk = from_front ? front : back - 1;
-            return true;
-        }
-    }
-}
 
 typedef struct { const bonsai_matmul_job *job; bonsai_vec_dot_fn dot; int64_t first_row; } batch_part;
 
@@ -366,10 +382,7 @@ void bonsai_matmul_batch(const bonsai_matmul_job *jobs, int n_jobs, int64_t T) {
         const int k = BONSAI_THREAD_ID();
         act_copy acts = {0};
         uint32_t c;
-        for (int i = 0; i < nth; i++) {   // its own run from the front, then the others' from the back
-            chunk_run *run = &runs[(k + i) % nth];
-            while (take_chunk(run, i == 0, &c)) batch_rows(parts, nparts, (int64_t)c * BATCH_CHUNK, ((int64_t)c + 1) * BATCH_CHUNK, T, &acts);
-        }
+        FOR_EACH_SHARED_ITEM(runs, nth, k, c) batch_rows(parts, nparts, (int64_t)c * BATCH_CHUNK, ((int64_t)c + 1) * BATCH_CHUNK, T, &acts);
     }
 }
 
