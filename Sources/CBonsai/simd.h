@@ -132,11 +132,9 @@ void bonsai_simd_init(void);
 #include <omp.h>
 #define BONSAI_THREAD_ID() omp_get_thread_num()
 #define BONSAI_NUM_THREADS() omp_get_max_threads()
-#define BONSAI_TEAM_SIZE() omp_get_num_threads()
 #else
 #define BONSAI_THREAD_ID() 0
 #define BONSAI_NUM_THREADS() 1
-#define BONSAI_TEAM_SIZE() 1
 #endif
 
 #endif
