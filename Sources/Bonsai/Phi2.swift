@@ -111,10 +111,10 @@ extension Phi2 {
             bonsai_layernorm_forward(h, nil, nil, x, block.input_layernorm_weight.pointer, block.input_layernorm_bias.pointer,
                                      Int64(T), Int64(d), c.layer_norm_eps)
             // q, k, v = h W^T + b (k and v straight into the cache); ff = fc1(h): all four read h
-            QuantizedMatrix.multiply(.init(block.q_proj, h, into: q, bias: block.q_proj_bias.pointer),
-                                     .init(block.k_proj, h, into: kRows, bias: block.k_proj_bias.pointer),
-                                     .init(block.v_proj, h, into: vRows, bias: block.v_proj_bias.pointer),
-                                     .init(block.fc1, h, into: act.ff.pointer, bias: block.fc1_bias.pointer), count: T)
+            QuantizedMatrix.multiply([.init(block.q_proj, h, into: q, bias: block.q_proj_bias.pointer),
+                                      .init(block.k_proj, h, into: kRows, bias: block.k_proj_bias.pointer),
+                                      .init(block.v_proj, h, into: vRows, bias: block.v_proj_bias.pointer),
+                                      .init(block.fc1, h, into: act.ff.pointer, bias: block.fc1_bias.pointer)], count: T)
             lora(.q_proj, h, q); lora(.k_proj, h, kRows); lora(.v_proj, h, vRows); lora(.fc1, h, act.ff.pointer)
             bonsai_rope_neox_forward(q, Int64(T), Int64(d), Int32(c.num_attention_heads), Int32(c.head_dim),
                                      Int32(c.rotary_dim), c.rope_theta, Int64(pos0))
@@ -126,8 +126,8 @@ extension Phi2 {
                                      act.scores.pointer)
             // a = dense(attn);  m = fc2(gelu(ff))
             bonsai_gelu_forward(act.ff.pointer, Int64(T * c.intermediate_size))
-            QuantizedMatrix.multiply(.init(block.dense, act.attn.pointer, into: act.a.pointer, bias: block.dense_bias.pointer),
-                                     .init(block.fc2, act.ff.pointer, into: act.m.pointer, bias: block.fc2_bias.pointer), count: T)
+            QuantizedMatrix.multiply([.init(block.dense, act.attn.pointer, into: act.a.pointer, bias: block.dense_bias.pointer),
+                                      .init(block.fc2, act.ff.pointer, into: act.m.pointer, bias: block.fc2_bias.pointer)], count: T)
             lora(.dense, act.attn.pointer, act.a.pointer); lora(.fc2, act.ff.pointer, act.m.pointer)
             // x = x + a + m
             bonsai_add3(x, act.a.pointer, act.m.pointer, Int64(T * d))

@@ -74,18 +74,18 @@ public struct QuantizedMatrix: @unchecked Sendable {
 
     /// Several products over the same `count` tokens, each as `multiply` computes it. While generating,
     /// they share one parallel region (the threads meet once, not twice per product). No product may
-    /// write where another reads.
-    public static func multiply(_ products: Product..., count: Int) {
-        withUnsafeTemporaryAllocation(of: bonsai_matrix.self, capacity: products.count) { mats in
-            withUnsafeTemporaryAllocation(of: bonsai_matmul_job.self, capacity: products.count) { jobs in
-                for (i, p) in products.enumerated() {
-                    let m = p.matrix
+    /// write where another reads. An InlineArray, so the decode loop allocates nothing for the list.
+    public static func multiply<let n: Int>(_ products: InlineArray<n, Product>, count: Int) {
+        withUnsafeTemporaryAllocation(of: bonsai_matrix.self, capacity: n) { mats in
+            withUnsafeTemporaryAllocation(of: bonsai_matmul_job.self, capacity: n) { jobs in
+                for i in 0 ..< n {
+                    let p = products[i], m = p.matrix
                     mats[i] = bonsai_matrix(type: Int32(m.type.rawValue), rows: Int64(m.rows), cols: Int64(m.cols),
                                             row_stride: m.rowStride, data: m.data)
                     jobs[i] = bonsai_matmul_job(W: mats.baseAddress! + i, X: p.x, Y: p.y, y_stride: Int64(p.yStride), bias: p.bias)
                 }
                 withExtendedLifetime(products) {
-                    bonsai_matmul_batch(jobs.baseAddress!, Int32(products.count), Int64(count))
+                    bonsai_matmul_batch(jobs.baseAddress!, Int32(n), Int64(count))
                 }
             }
         }

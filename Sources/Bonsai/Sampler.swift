@@ -62,8 +62,7 @@ public struct Sampler {
             }
         }
         if s.temperature <= 0 { return Int(candidates.max { $0.logit < $1.logit }!.id) }
-        candidates.sort { $0.logit > $1.logit }
-        if s.topK > 0, candidates.count > s.topK { candidates.removeLast(candidates.count - s.topK) }
+        if s.topK > 0, candidates.count > s.topK { keepBest(s.topK) } else { candidates.sort(by: Self.before) }
         softmax(scale: 1)
         if s.topP < 1 {
             var cum: Float = 0, keep = candidates.count
@@ -85,6 +84,41 @@ public struct Sampler {
             if r <= 0 { return Int(candidates[i].id) }
         }
         return Int(candidates[candidates.count - 1].id)
+    }
+
+    /// Candidate order: higher logit first, ties by lower id — the order a stable sort of the candidates
+    /// (appended by id) gives.
+    private static func before(_ a: (id: Int32, logit: Float), _ b: (id: Int32, logit: Float)) -> Bool {
+        a.logit > b.logit || (a.logit == b.logit && a.id < b.id)
+    }
+
+    /// Keeps the k first candidates in `before` order, sorted: a heap of k instead of sorting the whole
+    /// vocabulary every token (and a sort's scratch buffer: the decode loop allocates nothing).
+    private mutating func keepBest(_ k: Int) {
+        candidates.withUnsafeMutableBufferPointer { c in
+            // c[0 ..< n] is a heap whose root comes last in `before` order
+            func siftDown(_ start: Int, _ n: Int) {
+                var i = start
+                while true {
+                    var w = 2 * i + 1
+                    if w >= n { return }
+                    if w + 1 < n && Self.before(c[w], c[w + 1]) { w += 1 }
+                    if !Self.before(c[i], c[w]) { return }
+                    c.swapAt(i, w)
+                    i = w
+                }
+            }
+            for i in stride(from: k / 2 - 1, through: 0, by: -1) { siftDown(i, k) }
+            for i in k ..< c.count where Self.before(c[i], c[0]) {
+                c[0] = c[i]
+                siftDown(0, k)
+            }
+            for n in stride(from: k - 1, to: 0, by: -1) {   // the last kept goes to the end, and so on
+                c.swapAt(0, n)
+                siftDown(0, n)
+            }
+        }
+        candidates.removeLast(candidates.count - k)
     }
 
     /// probs = softmax(logit * scale) over the candidates (sorted descending, so the first is the max).

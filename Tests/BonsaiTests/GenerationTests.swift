@@ -126,6 +126,19 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(p.sample(logits, recent: [42]), 7)
     }
 
+    /// top-k keeps the k highest logits, ties going to the lower id (as a stable sort of the vocabulary
+    /// does): logits i % 7 tie in groups, so the top 5 are ids 6, 13, 20, 27, 34 and nothing else.
+    /// At temperature 50 the five are near-uniform: 500 draws miss one with probability < 1e-40.
+    func testTopKKeepsTheBestWithTiesByLowerId() throws {
+        let m = try Models.load("q8_0")
+        let logits = (0 ..< 51200).map { Float($0 % 7) }
+        var s = SamplerSettings()
+        (s.temperature, s.topK, s.topP, s.minP) = (50, 5, 1, 0)
+        var sampler = Sampler(settings: s, tokenizer: m.tokenizer, vocabSize: 51200)
+        let drawn = Set((0 ..< 500).map { _ in sampler.sample(logits, recent: []) })
+        XCTAssertEqual(drawn, [6, 13, 20, 27, 34])
+    }
+
     /// Perplexity scores the second half of each ctx-size chunk, as llama-perplexity does.
     func testPerplexityScoresSecondHalfOfEachChunk() throws {
         let m = try Models.load("q4_0")
