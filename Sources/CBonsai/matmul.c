@@ -62,7 +62,7 @@ static bool take_chunk(chunk_run *run, bool from_front, uint32_t *chunk) {
     }
 }
 
-// Item i of thread k's turn: its own run first (from the front), then the others' (from the back).
+// Thread k's loop over shared items: its own run's from the front, then the other runs' from the back.
 #define FOR_EACH_SHARED_ITEM(runs, nth, k, item) \
     for (int turn_ = 0; turn_ < (nth); turn_++) \
         for (chunk_run *run_ = &(runs)[((k) + turn_) % (nth)]; take_chunk(run_, turn_ == 0, &(item));)
