@@ -296,7 +296,7 @@ static void matmul_rest(const bonsai_matrix *W, const float *X, int64_t T, float
 // Generation's products: the int8 dot per (row, token) that bonsai_matmul would use, if it would use
 // nothing else (fast math, an int8 dot, fewer tokens than any blocked or unpacked kernel takes).
 static bonsai_vec_dot_fn generation_dot(const bonsai_matrix *W, int64_t T) {
-    return math_mode == BONSAI_MATH_FAST && T < 4 ? int8_dot(W) : NULL;
+    return math_mode == BONSAI_MATH_FAST && T < 4 && W->cols > 0 ? int8_dot(W) : NULL;   // cols > 0: rows have bytes
 }
 
 // A thread's own copy of the activations for a product: X quantized to W's vec_dot_type (and laid out as

@@ -122,7 +122,8 @@ final class MatmulBatchTests: XCTestCase {
         defer { bonsai_set_math(BONSAI_MATH_F32); bonsai_set_threads(threads) }
         // (type, rows, cols, input): inputs 0 and 1 have 2560 columns, input 2 has 768.
         let shapes: [(TensorType, Int, Int, Int)] = [(.q4_0, 37, 2560, 0), (.q8_0, 50, 2560, 0), (.q4_K, 19, 768, 2),
-                                                      (.q4_0, 23, 2560, 1), (.f32, 5, 2560, 1), (.q6_K, 1, 2560, 0)]
+                                                      (.q4_0, 23, 2560, 1), (.f32, 5, 2560, 1), (.q6_K, 1, 2560, 0),
+                                                      (.q8_0, 0, 2560, 1)]   // a job with no rows
         let inputCols = [2560, 2560, 768]
         for nThreads in [1, 2, 3, 7] {
             bonsai_set_threads(Int32(nThreads))
