@@ -47,9 +47,13 @@ public struct QuantizedMatrix: @unchecked Sendable {
         return QuantizedMatrix(type: newType, rows: rows, cols: cols, data: UnsafeRawPointer(storage.pointer), owner: storage)
     }
 
+    /// This matrix as the kernels see it (valid while `owner` lives).
+    var descriptor: bonsai_matrix {
+        bonsai_matrix(type: Int32(type.rawValue), rows: Int64(rows), cols: Int64(cols), row_stride: rowStride, data: data)
+    }
+
     func withC<R>(_ body: (UnsafePointer<bonsai_matrix>) -> R) -> R {
-        var m = bonsai_matrix(type: Int32(type.rawValue), rows: Int64(rows), cols: Int64(cols),
-                              row_stride: rowStride, data: data)
+        var m = descriptor
         return body(&m)
     }
 
@@ -79,9 +83,8 @@ public struct QuantizedMatrix: @unchecked Sendable {
         withUnsafeTemporaryAllocation(of: bonsai_matrix.self, capacity: n) { mats in
             withUnsafeTemporaryAllocation(of: bonsai_matmul_job.self, capacity: n) { jobs in
                 for i in 0 ..< n {
-                    let p = products[i], m = p.matrix
-                    mats[i] = bonsai_matrix(type: Int32(m.type.rawValue), rows: Int64(m.rows), cols: Int64(m.cols),
-                                            row_stride: m.rowStride, data: m.data)
+                    let p = products[i]
+                    mats[i] = p.matrix.descriptor
                     jobs[i] = bonsai_matmul_job(W: mats.baseAddress! + i, X: p.x, Y: p.y, y_stride: Int64(p.yStride), bias: p.bias)
                 }
                 withExtendedLifetime(products) {

@@ -117,6 +117,26 @@ static const int64_t unpack_min_tokens[BONSAI_UNPACKED_KINDS] = {
     [BONSAI_UNPACKED_U8] = 4, [BONSAI_UNPACKED_U8_HALVES] = 4, [BONSAI_UNPACKED_S8] = 8,
 };
 
+// What W's int8 dot reads for T tokens, in the calling thread's scratch: X quantized to the type's
+// vec_dot_type (aq, qrow bytes a token), then laid out as the dot wants (al, arow bytes a token; the same
+// buffer when the type has no layout of its own: act_layout.c). NULL buffers: out of memory.
+typedef struct { int at; bonsai_act_layout layout; size_t qrow, arow; char *aq, *al; } int8_acts;
+
+static int8_acts int8_acts_get(const bonsai_matrix *W, int64_t T) {
+    int8_acts A = {.at = bonsai_type_info(W->type)->vec_dot_type, .layout = bonsai_fast_act[W->type]};
+    A.qrow = bonsai_row_size(A.at, W->cols);
+    A.arow = A.layout.make ? A.layout.size(W->cols) : A.qrow;
+    A.aq = scratch_get(&act_buf, A.qrow * (size_t)T);
+    A.al = A.layout.make ? scratch_get(&layout_buf, A.arow * (size_t)T) : A.aq;
+    return A;
+}
+
+// Token t of X into A.
+static void int8_acts_make(const int8_acts *A, const bonsai_matrix *W, const float *X, int64_t t) {
+    bonsai_quantize_row(A->at, X + t * W->cols, A->aq + (size_t)t * A->qrow, W->cols);
+    if (A->layout.make) A->layout.make(A->aq + (size_t)t * A->qrow, W->cols, A->al + (size_t)t * A->arow);
+}
+
 // matmul_int8: a few tokens (q8_0 prompts below 8 tokens), or any count where a type has an int8 dot but
 // no unpacked kernel (generation goes through bonsai_matmul_batch). Activations
 // are quantized to the type's vec_dot_type (then laid out per token if the dot wants: act_layout.c); each
@@ -124,22 +144,17 @@ static const int64_t unpack_min_tokens[BONSAI_UNPACKED_KINDS] = {
 static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const float *X, int64_t T, float *Y,
                         int64_t y_stride, const float *bias) {
     const int64_t rows = W->rows, cols = W->cols;
-    const int at = bonsai_type_info(W->type)->vec_dot_type;
-    const bonsai_act_layout layout = bonsai_fast_act[W->type];
-    const size_t qrow = bonsai_row_size(at, cols), wrow = W->row_stride;
-    const size_t arow = layout.make ? layout.size(cols) : qrow;   // what the dot reads, per token
-    char *aq = scratch_get(&act_buf, qrow * (size_t)T);
-    char *al = layout.make ? scratch_get(&layout_buf, arow * (size_t)T) : aq;
-    bonsai_gemm4x4_fn g4 = T >= 4 && !layout.make ? bonsai_fast_gemm4x4[W->type] : NULL;
+    const size_t wrow = W->row_stride;
+    const int8_acts A = int8_acts_get(W, T);
+    const char *al = A.al;
+    const size_t arow = A.arow;   // what the dot reads, per token
+    bonsai_gemm4x4_fn g4 = T >= 4 && !A.layout.make ? bonsai_fast_gemm4x4[W->type] : NULL;
     const int64_t group = g4 ? 4 : TILE_ROWS;   // rows per step
     const int64_t ngroups = (rows + group - 1) / group;
 #pragma omp parallel if (rows * cols * T > 32768)
     {
 #pragma omp for schedule(static)
-        for (int64_t t = 0; t < T; t++) {
-            bonsai_quantize_row(at, X + t * cols, aq + (size_t)t * qrow, cols);
-            if (layout.make) layout.make(aq + (size_t)t * qrow, cols, al + (size_t)t * arow);
-        }
+        for (int64_t t = 0; t < T; t++) int8_acts_make(&A, W, X, t);
         for (int64_t t0 = 0; t0 < T; t0 += TOKEN_CHUNK) {
             const int64_t t1 = t0 + TOKEN_CHUNK < T ? t0 + TOKEN_CHUNK : T;
 #pragma omp for schedule(static) nowait
@@ -306,19 +321,11 @@ typedef struct { const float *x; int type; int64_t cols, T; const char *a; size_
 
 static const char *thread_activations(const bonsai_matrix *W, const float *X, int64_t T, act_copy *c) {
     if (c->a && c->x == X && c->type == W->type && c->cols == W->cols && c->T == T) return c->a;
-    const int at = bonsai_type_info(W->type)->vec_dot_type;
-    const bonsai_act_layout layout = bonsai_fast_act[W->type];
-    const size_t qrow = bonsai_row_size(at, W->cols);
-    const size_t arow = layout.make ? layout.size(W->cols) : qrow;
-    char *aq = scratch_get(&act_buf, qrow * (size_t)T);
-    char *al = layout.make ? scratch_get(&layout_buf, arow * (size_t)T) : aq;
-    if (!aq || !al) return NULL;
-    for (int64_t t = 0; t < T; t++) {
-        bonsai_quantize_row(at, X + t * W->cols, aq + (size_t)t * qrow, W->cols);
-        if (layout.make) layout.make(aq + (size_t)t * qrow, W->cols, al + (size_t)t * arow);
-    }
-    *c = (act_copy){X, W->type, W->cols, T, al, arow};
-    return al;
+    const int8_acts A = int8_acts_get(W, T);
+    if (!A.aq || !A.al) return NULL;
+    for (int64_t t = 0; t < T; t++) int8_acts_make(&A, W, X, t);
+    *c = (act_copy){X, W->type, W->cols, T, A.al, A.arow};
+    return A.al;
 }
 
 // The batch's rows, laid end to end over its generation jobs, are cut into chunks of BATCH_CHUNK rows,
