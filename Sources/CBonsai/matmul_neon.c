@@ -77,6 +77,12 @@ static float dot_q6_K_q8_K_neon(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
+// Bit `from` of each byte moved to bit `to`, the rest cleared: ((v >> from) & 1) << to (the high bits of
+// q5_K and q3_K, which sit one bit-plane per sub-block).
+static inline uint8x16_t move_bit(uint8x16_t v, int from, int to) {
+    return vandq_u8(vshlq_u8(v, vdupq_n_s8((int8_t)(to - from))), vdupq_n_u8((uint8_t)(1u << to)));
+}
+
 // The fifth bits of q5_0/q5_1: bit l of qh (l < 32) → 16 in byte l of two vectors (elements 0..15, 16..31).
 static inline void fifth_bits(const uint8_t qh[4], uint8x16_t out[2]) {
     static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
@@ -161,7 +167,7 @@ static float dot_q5_1_q8_1_neon(int64_t n, const void *w, const void *a) {
 static inline __attribute__((always_inline)) float dot_k4_q8_K(int64_t n, const void *w, size_t stride,
                                                                size_t qs_off, bool five, const void *a) {
     const block_q8_K *y = a;
-    const uint8x16_t low4 = vdupq_n_u8(0x0f), one = vdupq_n_u8(1);
+    const uint8x16_t low4 = vdupq_n_u8(0x0f);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
         const char *blk = (const char *)w + (size_t)i * stride;
@@ -177,12 +183,11 @@ static inline __attribute__((always_inline)) float dot_k4_q8_K(int64_t n, const 
         for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
             const uint8x16_t q0 = vld1q_u8(qs + 32 * j), q1 = vld1q_u8(qs + 32 * j + 16);
             uint8x16_t l0 = vandq_u8(q0, low4), l1 = vandq_u8(q1, low4), u0 = vshrq_n_u8(q0, 4), u1 = vshrq_n_u8(q1, 4);
-            if (five) {   // the fifth bit moved to bit 4: ((qh >> s) & 1) << 4
-                const int8x16_t lo_shift = vdupq_n_s8((int8_t)(-2 * j)), hi_shift = vdupq_n_s8((int8_t)(-2 * j - 1));
-                l0 = vorrq_u8(l0, vshlq_n_u8(vandq_u8(vshlq_u8(h0, lo_shift), one), 4));
-                l1 = vorrq_u8(l1, vshlq_n_u8(vandq_u8(vshlq_u8(h1, lo_shift), one), 4));
-                u0 = vorrq_u8(u0, vshlq_n_u8(vandq_u8(vshlq_u8(h0, hi_shift), one), 4));
-                u1 = vorrq_u8(u1, vshlq_n_u8(vandq_u8(vshlq_u8(h1, hi_shift), one), 4));
+            if (five) {   // the fifth bits: bit 2j of qh for the low nibbles, 2j + 1 for the high
+                l0 = vorrq_u8(l0, move_bit(h0, 2 * j, 4));
+                l1 = vorrq_u8(l1, move_bit(h1, 2 * j, 4));
+                u0 = vorrq_u8(u0, move_bit(h0, 2 * j + 1, 4));
+                u1 = vorrq_u8(u1, move_bit(h1, 2 * j + 1, 4));
             }
             const int32x4_t lo = dot32(vreinterpretq_s8_u8(l0), vreinterpretq_s8_u8(l1), y[i].qs + 64 * j);
             const int32x4_t hi = dot32(vreinterpretq_s8_u8(u0), vreinterpretq_s8_u8(u1), y[i].qs + 64 * j + 32);
@@ -234,7 +239,7 @@ static float dot_q2_K_q8_K_neon(int64_t n, const void *w, const void *a) {
 static float dot_q3_K_q8_K_neon(int64_t n, const void *w, const void *a) {
     const block_q3_K *x = w;
     const block_q8_K *y = a;
-    const uint8x16_t three = vdupq_n_u8(3), one = vdupq_n_u8(1);
+    const uint8x16_t three = vdupq_n_u8(3);
     const int8x16_t four = vdupq_n_s8(4);
     float sum = 0.0f;
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
@@ -245,9 +250,8 @@ static float dot_q3_K_q8_K_neon(int64_t n, const void *w, const void *a) {
         for (int half = 0; half < 2; half++) {
             const uint8x16_t q0 = vld1q_u8(x[i].qs + 32 * half), q1 = vld1q_u8(x[i].qs + 32 * half + 16);
             for (int k = 0; k < 4; k++) {
-                const int8x16_t shift = vdupq_n_s8((int8_t)(-2 * k)), hshift = vdupq_n_s8((int8_t)(-(4 * half + k)));
-                const uint8x16_t h0 = vshlq_n_u8(vandq_u8(vshlq_u8(m0, hshift), one), 2);
-                const uint8x16_t h1 = vshlq_n_u8(vandq_u8(vshlq_u8(m1, hshift), one), 2);
+                const int8x16_t shift = vdupq_n_s8((int8_t)(-2 * k));
+                const uint8x16_t h0 = move_bit(m0, 4 * half + k, 2), h1 = move_bit(m1, 4 * half + k, 2);
                 const int8x16_t v0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(vshlq_u8(q0, shift), three), h0)), four);
                 const int8x16_t v1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(vshlq_u8(q1, shift), three), h1)), four);
                 const int8_t *ys = y[i].qs + 128 * half + 32 * k;
