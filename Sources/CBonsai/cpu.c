@@ -175,6 +175,7 @@ static void gelu_generic(float *x, int64_t n) {
 // ---------------------------------------------------------------------------- dispatch
 
 bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
+bonsai_vec_dot4_fn bonsai_fast_dot4[BONSAI_TYPE_COUNT];
 bonsai_act_layout bonsai_fast_act[BONSAI_TYPE_COUNT];
 bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 bonsai_gemm4x4_fn bonsai_fast_gemm4x4[BONSAI_TYPE_COUNT];
@@ -233,7 +234,7 @@ static void simd_init_once(void) {
         bonsai_gemm_nn_f32 = bonsai_gemm_nn_avx2;
         bonsai_gemm_packed_f32 = bonsai_gemm_packed_avx2;
         if (caps.f16c) {
-            bonsai_register_avx2_kernels(bonsai_fast_dot, bonsai_fast_act);
+            bonsai_register_avx2_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_act);
             bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);
             bonsai_register_avx2_dequant(bonsai_fast_dequant);
             bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked);

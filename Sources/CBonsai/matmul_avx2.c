@@ -88,6 +88,43 @@ AVX2 static float dot_q4_0_act8(int64_t n, const void *w, const void *act) {
     return sum;
 }
 
+// Four rows, each through the operations above in the same order (so each out[r] is the one-row dot's
+// result bit for bit); the activation's group is read from L1 once per row.
+AVX2 static void dot4_q4_0_act8(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
+    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    const __m256i spread[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+                               _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+    __m256 acc[4][2], offset[4];
+    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = offset[r] = _mm256_setzero_ps();
+    const bonsai_q4_0_act8 *a = act;
+    for (int64_t g = 0; g < ng; g++, a++) {
+        for (int r = 0; r < 4; r++) {
+            const block_q4_0 *x = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride) + 8 * g;
+            _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
+            _mm_prefetch((const char *)x + PREFETCH_BYTES + 128, _MM_HINT_T0);
+            const __m128i dw = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,
+                                              (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
+            const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
+            offset[r] = _mm256_fmadd_ps(s, _mm256_loadu_ps(a->c), offset[r]);
+            for (int j = 0; j < 4; j++) {
+                const __m256i v = _mm256_loadu2_m128i((const __m128i *)x[2 * j + 1].qs, (const __m128i *)x[2 * j].qs);
+                const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a->lo[j])),
+                                                   _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)a->hi[j])));
+                const __m256i q = _mm256_madd_epi16(p, ones);
+                acc[r][j & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_permutevar8x32_ps(s, spread[j]), acc[r][j & 1]);
+            }
+        }
+    }
+    if (nb % 8) {   // a last partial group: the one-row dot's own tail, per row
+        for (int r = 0; r < 4; r++) out[r] = dot_q4_0_act8(n, (const char *)w + (size_t)r * w_stride, act);
+        return;
+    }
+    for (int r = 0; r < 4; r++) out[r] = hsum_ps(_mm256_sub_ps(_mm256_add_ps(acc[r][0], acc[r][1]), offset[r]));
+}
+
 // ------------------------------------------------------------------------------- q8_0 · q8_0
 // s8 × s8 through maddubs: |x| × (y with x's sign).
 AVX2 static float dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
@@ -113,6 +150,32 @@ AVX2 static float dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
     }
     return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+// Four rows: each row's blocks go through the same operations in the same order as above (even blocks
+// into one accumulator, odd into the other), so each out[r] equals the one-row dot bit for bit.
+AVX2 static void dot4_q8_0_q8_0(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    const block_q8_0 *x[4] = {w, (const void *)((const char *)w + w_stride), (const void *)((const char *)w + 2 * w_stride),
+                              (const void *)((const char *)w + 3 * w_stride)};
+    const block_q8_0 *y = a;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4][2];
+    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    const int64_t nb = n / BONSAI_QK;
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256i y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const float dy = h2f(y[i].d);
+        for (int r = 0; r < 4; r++) {
+            if (!(i & 1)) {
+                _mm_prefetch((const char *)(x[r] + i) + PREFETCH_BYTES, _MM_HINT_T0);
+                _mm_prefetch((const char *)(x[r] + i) + PREFETCH_BYTES + 64, _MM_HINT_T0);
+            }
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)x[r][i].qs);
+            const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(y0, x0)), ones);
+            acc[r][i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[r][i].d) * dy), _mm256_cvtepi32_ps(p0), acc[r][i & 1]);
+        }
+    }
+    for (int r = 0; r < 4; r++) out[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
 }
 
 // ------------------------------------------------------------------------------- q4_K · q8_K
@@ -161,22 +224,47 @@ AVX2 static inline void k4_block(const uint8_t scales[12], const uint8_t *q, con
 }
 
 // q4_K and q5_K rows: d, dmin and scales sit at the same offsets; qh_off < 0 (q4_K) has no fifth bit.
+// A row's running sums; one block's step; the result. The one-row and four-row dots share them, so a row
+// gets the same result from either.
+typedef struct { __m256 acc; __m128 mins; } k4_sums;
+
+AVX2 static inline void k4_step(k4_sums *s, const char *blk, size_t qs_off, long qh_off, const block_q8_K *y) {
+    const block_q4_K *hdr = (const block_q4_K *)blk;
+    __m256i isum;
+    __m128i msum;
+    k4_block(hdr->scales, (const uint8_t *)blk + qs_off, qh_off >= 0 ? (const uint8_t *)blk + qh_off : NULL, y, &isum, &msum);
+    s->acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->d) * y->d), _mm256_cvtepi32_ps(isum), s->acc);
+    s->mins = _mm_fmadd_ps(_mm_set1_ps(h2f(hdr->dmin) * y->d), _mm_cvtepi32_ps(msum), s->mins);
+}
+
+AVX2 static inline float k4_result(k4_sums s) {
+    const __m128 m = _mm_add_ps(s.mins, _mm_movehl_ps(s.mins, s.mins));
+    return hsum_ps(s.acc) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
+}
+
 AVX2 static inline float dot_k4_q8_K(int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, const void *a) {
     const block_q8_K *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    __m128 mins = _mm_setzero_ps();
+    k4_sums s = {_mm256_setzero_ps(), _mm_setzero_ps()};
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
         const char *blk = (const char *)w + i * block_bytes;
-        const block_q4_K *hdr = (const block_q4_K *)blk;
         for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch(blk + PREFETCH_BYTES + l, _MM_HINT_T0);
-        __m256i isum;
-        __m128i msum;
-        k4_block(hdr->scales, (const uint8_t *)blk + qs_off, qh_off >= 0 ? (const uint8_t *)blk + qh_off : NULL, &y[i], &isum, &msum);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->d) * y[i].d), _mm256_cvtepi32_ps(isum), acc);
-        mins = _mm_fmadd_ps(_mm_set1_ps(h2f(hdr->dmin) * y[i].d), _mm_cvtepi32_ps(msum), mins);
+        k4_step(&s, blk, qs_off, qh_off, &y[i]);
     }
-    const __m128 m = _mm_add_ps(mins, _mm_movehl_ps(mins, mins));
-    return hsum_ps(acc) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
+    return k4_result(s);
+}
+
+AVX2 static inline void dot4_k4_q8_K(int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t qs_off, long qh_off,
+                                     const void *a, float out[4]) {
+    const block_q8_K *y = a;
+    k4_sums s[4];
+    for (int r = 0; r < 4; r++) s[r] = (k4_sums){_mm256_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
+        for (int r = 0; r < 4; r++) {
+            const char *blk = (const char *)w + (size_t)r * w_stride + i * block_bytes;
+            for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch(blk + PREFETCH_BYTES + l, _MM_HINT_T0);
+            k4_step(&s[r], blk, qs_off, qh_off, &y[i]);
+        }
+    for (int r = 0; r < 4; r++) out[r] = k4_result(s[r]);
 }
 
 AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
@@ -185,6 +273,14 @@ AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
 
 AVX2 static float dot_q5_K_q8_K(int64_t n, const void *w, const void *a) {
     return dot_k4_q8_K(n, w, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), a);
+}
+
+AVX2 static void dot4_q4_K_q8_K(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    dot4_k4_q8_K(n, w, w_stride, sizeof(block_q4_K), offsetof(block_q4_K, qs), -1, a, out);
+}
+
+AVX2 static void dot4_q5_K_q8_K(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    dot4_k4_q8_K(n, w, w_stride, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), a, out);
 }
 
 // ------------------------------------------------------------------------- q4_1, q5_0, q5_1
@@ -250,38 +346,53 @@ AVX2 static float dot_q5_1_q8_1(int64_t n, const void *w, const void *a) {
 // ------------------------------------------------------------------------------- q6_K · q8_K
 // 256-block = 16 sub-blocks of 16 with int8 scales; q in 0..63 stands for q − 32:
 //   sum = d·dy · (Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y)
+// One block: Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y as i32 lanes.
+AVX2 static inline __m256i q6_block(const block_q6_K *x, const block_q8_K *y) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
+    const uint8_t *ql = x->ql, *qh = x->qh;
+    const int8_t *sc = x->scales, *q8 = y->qs;
+    __m256i isum = _mm256_setzero_si256();
+    for (int c = 0; c < 2; c++) {   // two chunks of 128: four groups of 32 elements each
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c + 32));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * c));
+        __m256i g[4];
+        g[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
+        g[1] = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
+        g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
+        g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
+        for (int k = 0; k < 4; k++) {
+            const int G = 4 * c + k;   // elements 32G .. 32G+31, scales sc[2G] (first 16), sc[2G+1]
+            const __m256i p = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * G)));
+            const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * G + 1]), _mm_set1_epi16(sc[2 * G]));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+        }
+    }
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, s16), 5);   // 32 Σ sc·Σy
+    return _mm256_sub_epi32(isum, corr);
+}
+
+AVX2 static inline __m256 q6_step(__m256 acc, const block_q6_K *x, const block_q8_K *y) {
+    for (int l = 0; l < (int)sizeof(block_q6_K); l += 64) _mm_prefetch((const char *)x + PREFETCH_BYTES + l, _MM_HINT_T0);
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * y->d), _mm256_cvtepi32_ps(q6_block(x, y)), acc);
+}
+
 AVX2 static float dot_q6_K_q8_K(int64_t n, const void *w, const void *a) {
     const block_q6_K *x = w;
     const block_q8_K *y = a;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
-        for (int l = 0; l < (int)sizeof(block_q6_K); l += 64) _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + l, _MM_HINT_T0);
-        const uint8_t *ql = x[i].ql, *qh = x[i].qh;
-        const int8_t *sc = x[i].scales, *q8 = y[i].qs;
-        __m256i isum = _mm256_setzero_si256();
-        for (int c = 0; c < 2; c++) {   // two chunks of 128: four groups of 32 elements each
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c));
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c + 32));
-            const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * c));
-            __m256i g[4];
-            g[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
-            g[1] = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
-            g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
-            g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
-            for (int k = 0; k < 4; k++) {
-                const int G = 4 * c + k;   // elements 32G .. 32G+31, scales sc[2G] (first 16), sc[2G+1]
-                const __m256i p = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * G)));
-                const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * G + 1]), _mm_set1_epi16(sc[2 * G]));
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
-            }
-        }
-        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-        const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, s16), 5);   // 32 Σ sc·Σy
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * y[i].d), _mm256_cvtepi32_ps(_mm256_sub_epi32(isum, corr)), acc);
-    }
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) acc = q6_step(acc, &x[i], &y[i]);
     return hsum_ps(acc);
+}
+
+AVX2 static void dot4_q6_K_q8_K(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    const block_q8_K *y = a;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
+        for (int r = 0; r < 4; r++) acc[r] = q6_step(acc[r], (const block_q6_K *)((const char *)w + (size_t)r * w_stride) + i, &y[i]);
+    for (int r = 0; r < 4; r++) out[r] = hsum_ps(acc[r]);
 }
 
 // ------------------------------------------------------------------------------- 4 rows × 4 tokens
@@ -470,7 +581,13 @@ void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]) {
     table[BONSAI_TYPE_Q8_0] = gemm4x4_q8_0;
 }
 
-void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT], bonsai_act_layout acts[BONSAI_TYPE_COUNT]) {
+void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn table4[BONSAI_TYPE_COUNT],
+                                  bonsai_act_layout acts[BONSAI_TYPE_COUNT]) {
+    table4[BONSAI_TYPE_Q8_0] = dot4_q8_0_q8_0;
+    table4[BONSAI_TYPE_Q4_0] = dot4_q4_0_act8;
+    table4[BONSAI_TYPE_Q4_K] = dot4_q4_K_q8_K;
+    table4[BONSAI_TYPE_Q5_K] = dot4_q5_K_q8_K;
+    table4[BONSAI_TYPE_Q6_K] = dot4_q6_K_q8_K;
     table[BONSAI_TYPE_Q4_0] = dot_q4_0_act8;
     acts[BONSAI_TYPE_Q4_0] = (bonsai_act_layout){bonsai_q4_0_act_size, bonsai_q4_0_act_make};
     table[BONSAI_TYPE_Q8_0] = dot_q8_0_q8_0;

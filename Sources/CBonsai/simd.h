@@ -17,6 +17,11 @@ extern bonsai_axpy_fn bonsai_axpy_f32;
 typedef float (*bonsai_vec_dot_fn)(int64_t n, const void *w, const void *a);
 // Per weight type, the ISA kernel chosen at start-up, or NULL (then the f32 path runs).
 extern bonsai_vec_dot_fn bonsai_fast_dot[BONSAI_TYPE_COUNT];
+// The same dot for 4 rows at once, rows w_stride bytes apart: out[j] = row j · a, bit-identical to the
+// one-row dot (the same operations in the same order per row). Generation's products read each weight
+// byte once per token, and four streams far apart read faster than one (bonsai_matmul_batch).
+typedef void (*bonsai_vec_dot4_fn)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]);
+extern bonsai_vec_dot4_fn bonsai_fast_dot4[BONSAI_TYPE_COUNT];   // NULL: four one-row dots
 // Some fast dots read the activation row in a layout of their own, made once per token from the
 // vec_dot_type row (bonsai_fast_act[type].make; size: its bytes for n elements). NULL make: the dot reads
 // the vec_dot_type row itself.
@@ -88,7 +93,8 @@ void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT],
 #endif
 #if defined(__x86_64__)
 void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]);
-void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT], bonsai_act_layout acts[BONSAI_TYPE_COUNT]);
+void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn table4[BONSAI_TYPE_COUNT],
+                                  bonsai_act_layout acts[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]);
 #endif
 

@@ -108,7 +108,8 @@ final class BlockedMatmulTests: XCTestCase {
 }
 
 /// bonsai_matmul_batch: generation's products in one parallel region, rows split by bytes across the
-/// jobs. Each output must be bit-identical to the same int8 dot computed alone (bonsai_vec_dot on the
+/// jobs, four rows at a time where the type has a 4-row dot. Each output must be bit-identical to the
+/// same int8 dot computed alone (bonsai_vec_dot on the
 /// activation quantized to the type's vec_dot_type) plus the bias: the partition may neither skip nor
 /// repeat a row (outputs start as NaN), and each job must see its own input, type and y_stride. Jobs
 /// of different types share an input (a thread re-quantizes when the type changes), and an f32 job,
@@ -120,11 +121,15 @@ final class MatmulBatchTests: XCTestCase {
         bonsai_set_math(BONSAI_MATH_FAST)
         let threads = bonsai_max_threads()
         defer { bonsai_set_math(BONSAI_MATH_F32); bonsai_set_threads(threads) }
-        // (type, rows, cols, input): inputs 0 and 1 have 2560 columns, input 2 has 768.
-        let shapes: [(TensorType, Int, Int, Int)] = [(.q4_0, 37, 2560, 0), (.q8_0, 50, 2560, 0), (.q4_K, 19, 768, 2),
+        // (type, rows, cols, input): inputs 0 and 1 have 2560 columns, input 2 has 768, input 3 2592 (81
+        // blocks: q4_0's last group of 8 is partial). Types with a 4-row dot read four rows a quarter of the
+        // matrix apart: 64·k rows make only whole quarters; 300, 200 and 130 leave rows that go one at a time.
+        let shapes: [(TensorType, Int, Int, Int)] = [(.q4_0, 300, 2560, 0), (.q8_0, 130, 2560, 0), (.q4_K, 200, 768, 2),
                                                       (.q4_0, 23, 2560, 1), (.f32, 5, 2560, 1), (.q6_K, 1, 2560, 0),
-                                                      (.q8_0, 0, 2560, 1)]   // a job with no rows
-        let inputCols = [2560, 2560, 768]
+                                                      (.q8_0, 0, 2560, 1),   // a job with no rows
+                                                      (.q6_K, 64, 768, 2), (.q5_K, 128, 768, 2), (.q4_0, 128, 2592, 3),
+                                                      (.q8_0, 192, 2560, 1)]
+        let inputCols = [2560, 2560, 768, 2592]
         for nThreads in [1, 2, 3, 7] {
             bonsai_set_threads(Int32(nThreads))
             for T in 1 ... 3 {
