@@ -63,6 +63,7 @@ public final class Phi2: @unchecked Sendable {
 public final class Phi2Activations: @unchecked Sendable {
     public let maxTokens: Int
     let x, h, q, attn, a, m: FloatBuffer   // [maxTokens, hidden]
+    let k, v: FloatBuffer                  // [maxTokens, hidden]: this pass's keys and values, then into the cache
     let ff: FloatBuffer                    // [maxTokens, intermediate]
     let scores: FloatBuffer                // attention scratch: [threads, nCtx]
     /// Logits of the last forward call: [n, vocab] where n is 1 or the token count (see `forward`).
@@ -74,6 +75,8 @@ public final class Phi2Activations: @unchecked Sendable {
         x = FloatBuffer(count: maxTokens * d)
         h = FloatBuffer(count: maxTokens * d)
         q = FloatBuffer(count: maxTokens * d)
+        k = FloatBuffer(count: maxTokens * d)
+        v = FloatBuffer(count: maxTokens * d)
         attn = FloatBuffer(count: maxTokens * d)
         a = FloatBuffer(count: maxTokens * d)
         m = FloatBuffer(count: maxTokens * d)
@@ -106,11 +109,11 @@ extension Phi2 {
             func lora(_ target: LoRATarget, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
                 adapter?.apply(layer: l, target, x: x, count: T, y: y, yStride: target == .fc1 ? c.intermediate_size : d)
             }
-            let kRows = cache.keys[l].pointer + pos0 * d, vRows = cache.values[l].pointer + pos0 * d
+            let kRows = act.k.pointer, vRows = act.v.pointer
             // h = input_layernorm(x)
             bonsai_layernorm_forward(h, nil, nil, x, block.input_layernorm_weight.pointer, block.input_layernorm_bias.pointer,
                                      Int64(T), Int64(d), c.layer_norm_eps)
-            // q, k, v = h W^T + b (k and v straight into the cache); ff = fc1(h): all four read h
+            // q, k, v = h W^T + b; ff = fc1(h): all four read h
             QuantizedMatrix.multiply([.init(block.q_proj, h, into: q, bias: block.q_proj_bias.pointer),
                                       .init(block.k_proj, h, into: kRows, bias: block.k_proj_bias.pointer),
                                       .init(block.v_proj, h, into: vRows, bias: block.v_proj_bias.pointer),
@@ -120,10 +123,11 @@ extension Phi2 {
                                      Int32(c.rotary_dim), c.rope_theta, Int64(pos0))
             bonsai_rope_neox_forward(kRows, Int64(T), Int64(d), Int32(c.num_attention_heads), Int32(c.head_dim),
                                      Int32(c.rotary_dim), c.rope_theta, Int64(pos0))
+            cache.store(layer: l, at: pos0, keys: kRows, values: vRows, count: T)
             // attn = softmax(q k^T * scale) v over positions 0 ... pos0 + t
-            bonsai_attention_forward(act.attn.pointer, q, Int64(d), cache.keys[l].pointer, cache.values[l].pointer,
-                                     Int64(T), Int64(pos0), Int32(c.num_attention_heads), Int32(c.head_dim), scale,
-                                     act.scores.pointer)
+            bonsai_attention_forward_kv(act.attn.pointer, q, Int64(d), cache.keys[l], cache.values[l], cache.element.type,
+                                        cache.rowStride, cache.headStride, Int64(T), Int64(pos0),
+                                        Int32(c.num_attention_heads), Int32(c.head_dim), scale, act.scores.pointer)
             // a = dense(attn);  m = fc2(gelu(ff))
             bonsai_gelu_forward(act.ff.pointer, Int64(T * c.intermediate_size))
             QuantizedMatrix.multiply([.init(block.dense, act.attn.pointer, into: act.a.pointer, bias: block.dense_bias.pointer),

@@ -117,12 +117,17 @@ static void gelu_backward_avx2(float *dx, const float *x, const float *dout, int
     }
 }
 
-// One query of one head against n_keys cached keys/values (token stride `stride` floats):
+// One query of one head against n_keys cached keys/values (token stride `stride` elements, f32 or f16):
 // scores of 8 keys at a time (8 FMA chains, one transpose-reduce), f32 softmax, then out = Σ p_j v_j
 // with the head's output kept in registers. head_dim must be a multiple of 8 and at most 128.
-__attribute__((target("avx2,fma")))
-static void attend_avx2(float *out, const float *q, const float *k, const float *v, int64_t n_keys,
-                        int64_t stride, int hd, float scale, float *att) {
+#define AVX2_KV __attribute__((target("avx2,fma,f16c")))
+AVX2_KV static inline __m256 kv_load8(const void *p, bool f16, int64_t i) {
+    return f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)))
+               : _mm256_loadu_ps((const float *)p + i);
+}
+
+AVX2_KV __attribute__((always_inline)) static inline void attend_avx2_kv(float *out, const float *q, const void *k,
+        const void *v, int64_t n_keys, int64_t stride, int hd, float scale, float *att, bool f16) {
     const int nv = hd / 8;
     float maxv = -INFINITY;
     int64_t j = 0;
@@ -131,14 +136,21 @@ static void attend_avx2(float *out, const float *q, const float *k, const float 
         for (int u = 0; u < 8; u++) a[u] = _mm256_setzero_ps();
         for (int d = 0; d < hd; d += 8) {
             const __m256 qv = _mm256_loadu_ps(q + d);
-            for (int u = 0; u < 8; u++) a[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + (j + u) * stride + d), a[u]);
+            for (int u = 0; u < 8; u++) a[u] = _mm256_fmadd_ps(qv, kv_load8(k, f16, (j + u) * stride + d), a[u]);
         }
         const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
         const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
         const __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
         _mm256_storeu_ps(att + j, _mm256_mul_ps(sums, _mm256_set1_ps(scale)));
     }
-    for (; j < n_keys; j++) att[j] = dot_f32_avx2(q, k + j * stride, hd) * scale;
+    for (; j < n_keys && !f16; j++) att[j] = dot_f32_avx2(q, (const float *)k + j * stride, hd) * scale;
+    for (; j < n_keys; j++) {
+        __m256 a = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), kv_load8(k, f16, j * stride + d), a);
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        att[j] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s))) * scale;
+    }
     for (j = 0; j < n_keys; j++) if (att[j] > maxv) maxv = att[j];
     float sum = 0.0f;
     for (j = 0; j < n_keys; j++) {
@@ -149,11 +161,27 @@ static void attend_avx2(float *out, const float *q, const float *k, const float 
     for (int i = 0; i < nv; i++) o[i] = _mm256_setzero_ps();
     for (j = 0; j < n_keys; j++) {
         const __m256 p = _mm256_set1_ps(att[j]);
-        const float *vj = v + j * stride;
-        for (int i = 0; i < nv; i++) o[i] = _mm256_fmadd_ps(p, _mm256_loadu_ps(vj + 8 * i), o[i]);
+        for (int i = 0; i < nv; i++) o[i] = _mm256_fmadd_ps(p, kv_load8(v, f16, j * stride + 8 * i), o[i]);
     }
     const __m256 inv = _mm256_set1_ps(1.0f / sum);
     for (int i = 0; i < nv; i++) _mm256_storeu_ps(out + 8 * i, _mm256_mul_ps(o[i], inv));
+}
+
+AVX2_KV static void f32_to_f16_f16c(const float *x, uint16_t *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = bonsai_f32_to_f16(x[i]);
+}
+
+AVX2_KV static void attend_avx2(float *out, const float *q, const void *k, const void *v, int64_t n_keys,
+                                int64_t stride, int hd, float scale, float *att) {
+    attend_avx2_kv(out, q, k, v, n_keys, stride, hd, scale, att, false);
+}
+
+AVX2_KV static void attend_avx2_f16(float *out, const float *q, const void *k, const void *v, int64_t n_keys,
+                                    int64_t stride, int hd, float scale, float *att) {
+    attend_avx2_kv(out, q, k, v, n_keys, stride, hd, scale, att, true);
 }
 #endif
 
@@ -183,7 +211,12 @@ bonsai_dot_fn bonsai_dot_f32 = dot_f32_generic;
 bonsai_axpy_fn bonsai_axpy_f32 = axpy_f32_generic;
 bonsai_gelu_fn bonsai_gelu_f32 = gelu_generic;
 bonsai_gelu_backward_fn bonsai_gelu_backward_f32 = gelu_backward_generic;
-bonsai_attend_fn bonsai_attend_f32 = NULL;
+bonsai_attend_fn bonsai_attend_f32 = NULL, bonsai_attend_f16 = NULL;
+
+static void f32_to_f16_generic(const float *x, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = bonsai_f32_to_f16(x[i]);
+}
+bonsai_f16_row_fn bonsai_f32_to_f16_row = f32_to_f16_generic;
 static char features[128] = "generic";
 
 #ifdef BONSAI_X86
@@ -230,10 +263,12 @@ static void simd_init_once(void) {
         bonsai_axpy_f32 = axpy_f32_avx2;
         bonsai_gelu_f32 = gelu_avx2;
         bonsai_gelu_backward_f32 = gelu_backward_avx2;
-        bonsai_attend_f32 = attend_avx2;
         bonsai_gemm_nn_f32 = bonsai_gemm_nn_avx2;
         bonsai_gemm_packed_f32 = bonsai_gemm_packed_avx2;
         if (caps.f16c) {
+            bonsai_attend_f32 = attend_avx2;
+            bonsai_attend_f16 = attend_avx2_f16;
+            bonsai_f32_to_f16_row = f32_to_f16_f16c;
             bonsai_register_avx2_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_act);
             bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);
             bonsai_register_avx2_dequant(bonsai_fast_dequant);

@@ -1,6 +1,7 @@
 // ops.c — the transformer's non-matmul ops, f32 throughout.
 #include "bonsai.h"
 #include "simd.h"
+#include "half.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,10 +105,21 @@ void bonsai_rope_neox_backward(float *dx, int64_t T, int64_t stride, int n_head,
     rope_neox(dx, T, stride, n_head, head_dim, rot_dim, theta, pos0, -1.0f);
 }
 
+// The KV cache holds f32 or f16 elements (kv_type BONSAI_TYPE_F32 / BONSAI_TYPE_F16). Element i of a row.
+static inline float kv_at(const void *cache, bool f16, int64_t i) {
+    return f16 ? bonsai_half(((const uint16_t *)cache)[i]) : ((const float *)cache)[i];
+}
+
 // dst [cols, rows] = src [rows, cols] (src rows `stride` floats apart)
 static void transpose(float *dst, const float *src, int64_t rows, int64_t cols, int64_t stride) {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * stride + c];
+}
+
+// The same from cached keys (f32 or f16 elements, rows `stride` elements apart).
+static void transpose_kv(float *dst, const void *src, bool f16, int64_t rows, int64_t cols, int64_t stride) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = kv_at(src, f16, r * stride + c);
 }
 
 // One row of scores p[n] in place: softmax(scale · p) over the first n_keys, zeros after (the causal mask).
@@ -122,19 +134,21 @@ static void causal_softmax_row(float *p, int64_t n_keys, int64_t n, float scale)
 
 // Prompts: per head, blocks of ATT_BLOCK queries through the f32 gemm — the block's scores against its keys
 // (the head's keys transposed once), the causal mask and softmax row by row, then P·V — instead of a dot
-// and an axpy per (query, key) pair, which made attention 9-12% of pp512. Returns false (nothing written)
-// if the scratch cannot be had.
+// and an axpy per (query, key) pair, which made attention 9-12% of pp512. An f16 cache's values are
+// converted per head first. Returns false (nothing written) if the scratch cannot be had.
 enum { ATT_BLOCK = 64, ATT_GEMM_MIN_TOKENS = 16 };
 
-static bool attention_blocked(float *out, const float *q, int64_t q_stride, const float *k_cache,
-                              const float *v_cache, int64_t T, int64_t pos0, int n_head, int head_dim, float scale) {
+static bool attention_blocked(float *out, const float *q, int64_t q_stride, const void *k_cache,
+                              const void *v_cache, bool f16, int64_t row_stride, int64_t head_stride, int64_t T,
+                              int64_t pos0, int n_head, int head_dim, float scale) {
     const int64_t dm = (int64_t)n_head * head_dim, D = head_dim, nk_max = pos0 + T;
     bool ok = true;
 #pragma omp parallel
     {
         float *kt = malloc((size_t)(D * nk_max) * sizeof(float));
         float *S = malloc((size_t)(ATT_BLOCK * nk_max) * sizeof(float));
-        if (!kt || !S) {
+        float *vh = f16 ? malloc((size_t)(D * nk_max) * sizeof(float)) : NULL;
+        if (!kt || !S || (f16 && !vh)) {
 #pragma omp atomic write
             ok = false;
         }
@@ -142,8 +156,15 @@ static bool attention_blocked(float *out, const float *q, int64_t q_stride, cons
         if (ok) {
 #pragma omp for schedule(static)
             for (int h = 0; h < n_head; h++) {
-                const int64_t off = (int64_t)h * D;
-                transpose(kt, k_cache + off, nk_max, D, dm);   // kt [D][nk_max]
+                const int64_t off = (int64_t)h * D, hoff = (int64_t)h * head_stride;
+                transpose_kv(kt, (const char *)k_cache + hoff * (f16 ? 2 : 4), f16, nk_max, D, row_stride);   // kt [D][nk_max]
+                const float *v = (const float *)v_cache + hoff;   // the head's values [nk_max][D], vs floats apart
+                int64_t vs = row_stride;
+                if (f16) {
+                    for (int64_t j = 0; j < nk_max; j++)
+                        for (int64_t i = 0; i < D; i++) vh[j * D + i] = kv_at(v_cache, true, j * row_stride + hoff + i);
+                    v = vh, vs = D;
+                }
                 for (int64_t t0 = 0; t0 < T; t0 += ATT_BLOCK) {
                     const int64_t nq = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, nk = pos0 + t0 + nq;
                     memset(S, 0, (size_t)(nq * nk) * sizeof(float));
@@ -152,42 +173,49 @@ static bool attention_blocked(float *out, const float *q, int64_t q_stride, cons
                         causal_softmax_row(S + i * nk, pos0 + t0 + i + 1, nk, scale);
                         memset(out + (t0 + i) * dm + off, 0, (size_t)D * sizeof(float));
                     }
-                    bonsai_gemm_nn_f32(out + t0 * dm + off, dm, S, nk, v_cache + off, dm, nq, nk, D);
+                    bonsai_gemm_nn_f32(out + t0 * dm + off, dm, S, nk, v, vs, nq, nk, D);
                 }
             }
         }
         free(kt);
         free(S);
+        free(vh);
     }
     return ok;
 }
 
-// attention_forward: out [T, H*D] = softmax(q k^T * scale, causal) v, per head; see bonsai.h.
-void bonsai_attention_forward(float *out, const float *q, int64_t q_stride,
-                              const float *k_cache, const float *v_cache,
-                              int64_t T, int64_t pos0, int n_head, int head_dim, float scale,
-                              float *scratch) {
+// attention_forward_kv: out [T, H*D] = softmax(q k^T * scale, causal) v, per head; see bonsai.h.
+void bonsai_attention_forward_kv(float *out, const float *q, int64_t q_stride, const void *k_cache,
+                                 const void *v_cache, int kv_type, int64_t row_stride, int64_t head_stride,
+                                 int64_t T, int64_t pos0, int n_head, int head_dim, float scale, float *scratch) {
     bonsai_simd_init();
-    if (T >= ATT_GEMM_MIN_TOKENS && attention_blocked(out, q, q_stride, k_cache, v_cache, T, pos0, n_head, head_dim, scale))
+    const bool f16 = kv_type == BONSAI_TYPE_F16;
+    if (T >= ATT_GEMM_MIN_TOKENS && attention_blocked(out, q, q_stride, k_cache, v_cache, f16, row_stride, head_stride,
+                                                      T, pos0, n_head, head_dim, scale))
         return;
     const int64_t dm = (int64_t)n_head * head_dim;
     const int64_t n_keys_max = pos0 + T;
+    const bonsai_attend_fn attend = f16 ? bonsai_attend_f16 : bonsai_attend_f32;
+    const size_t esize = f16 ? 2 : 4;
 // schedule(static, 1) interleaves the causal rows' unequal work; (dynamic needs a newer libomp than Debian's)
 #pragma omp parallel for schedule(static, 1) if (T * n_head > 1 || pos0 > 256)
     for (int64_t th = 0; th < T * n_head; th++) {
         const int64_t t = th / n_head;
         const int h = (int)(th % n_head);
-        const int64_t n_keys = pos0 + t + 1;
+        const int64_t n_keys = pos0 + t + 1, off = (int64_t)h * head_dim, hoff = (int64_t)h * head_stride;
         float *att = scratch + (int64_t)BONSAI_THREAD_ID() * n_keys_max;
-        const float *qh = q + t * q_stride + (int64_t)h * head_dim;
-        if (bonsai_attend_f32 && head_dim % 8 == 0 && head_dim <= 128) {
-            bonsai_attend_f32(out + t * dm + (int64_t)h * head_dim, qh, k_cache + (int64_t)h * head_dim,
-                              v_cache + (int64_t)h * head_dim, n_keys, dm, head_dim, scale, att);
+        const float *qh = q + t * q_stride + off;
+        float *oh = out + t * dm + off;
+        if (attend && head_dim % 8 == 0 && head_dim <= 128) {
+            attend(oh, qh, (const char *)k_cache + hoff * esize, (const char *)v_cache + hoff * esize, n_keys, row_stride,
+                   head_dim, scale, att);
             continue;
         }
+        float row[head_dim];   // a key or value row as f32
         float maxv = -INFINITY;
         for (int64_t j = 0; j < n_keys; j++) {
-            const float s = bonsai_dot_f32(qh, k_cache + j * dm + (int64_t)h * head_dim, head_dim) * scale;
+            for (int i = 0; i < head_dim; i++) row[i] = kv_at(k_cache, f16, j * row_stride + hoff + i);
+            const float s = bonsai_dot_f32(qh, row, head_dim) * scale;
             att[j] = s;
             if (s > maxv) maxv = s;
         }
@@ -197,11 +225,33 @@ void bonsai_attention_forward(float *out, const float *q, int64_t q_stride,
             sum += att[j];
         }
         const float inv = 1.0f / sum;
-        float *oh = out + t * dm + (int64_t)h * head_dim;
         memset(oh, 0, (size_t)head_dim * sizeof(float));
-        for (int64_t j = 0; j < n_keys; j++)
-            bonsai_axpy_f32(oh, att[j] * inv, v_cache + j * dm + (int64_t)h * head_dim, head_dim);
+        for (int64_t j = 0; j < n_keys; j++) {
+            for (int i = 0; i < head_dim; i++) row[i] = kv_at(v_cache, f16, j * row_stride + hoff + i);
+            bonsai_axpy_f32(oh, att[j] * inv, row, head_dim);
+        }
     }
+}
+
+void bonsai_attention_forward(float *out, const float *q, int64_t q_stride, const float *k_cache,
+                              const float *v_cache, int64_t T, int64_t pos0, int n_head, int head_dim, float scale,
+                              float *scratch) {
+    bonsai_attention_forward_kv(out, q, q_stride, k_cache, v_cache, BONSAI_TYPE_F32, (int64_t)n_head * head_dim,
+                                head_dim, T, pos0, n_head, head_dim, scale, scratch);
+}
+
+// kv_store: src [T, n_head·head_dim] f32 → positions pos0 .. pos0+T-1 of a cache laid out as above.
+void bonsai_kv_store(void *cache, int kv_type, int64_t row_stride, int64_t head_stride, const float *src, int64_t T,
+                     int64_t pos0, int n_head, int head_dim) {
+    bonsai_simd_init();
+    const bool f16 = kv_type == BONSAI_TYPE_F16;
+    for (int64_t t = 0; t < T; t++)
+        for (int h = 0; h < n_head; h++) {
+            const float *x = src + (t * n_head + h) * head_dim;
+            const int64_t at = (pos0 + t) * row_stride + (int64_t)h * head_stride;
+            if (f16) bonsai_f32_to_f16_row(x, (uint16_t *)cache + at, head_dim);
+            else memcpy((float *)cache + at, x, (size_t)head_dim * sizeof(float));
+        }
 }
 
 // Training attention works on whole heads with the f32 gemm (scores for all T × T pairs, the causal half

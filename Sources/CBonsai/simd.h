@@ -105,10 +105,14 @@ extern bonsai_gelu_fn bonsai_gelu_f32;
 typedef void (*bonsai_gelu_backward_fn)(float *dx, const float *x, const float *dout, int64_t n);
 extern bonsai_gelu_backward_fn bonsai_gelu_backward_f32;
 
-// One query of one head against the cache (see attend_avx2), or NULL (then ops.c's loop runs).
-typedef void (*bonsai_attend_fn)(float *out, const float *q, const float *k, const float *v, int64_t n_keys,
+// One query of one head against the cache (see attend_avx2), or NULL (then ops.c's loop runs). k, v: the
+// head's first key and value, f32 or f16 elements; rows `stride` elements apart.
+typedef void (*bonsai_attend_fn)(float *out, const float *q, const void *k, const void *v, int64_t n_keys,
                                  int64_t stride, int hd, float scale, float *att);
-extern bonsai_attend_fn bonsai_attend_f32;
+extern bonsai_attend_fn bonsai_attend_f32, bonsai_attend_f16;
+// dst[i] = x[i] as f16, rounded to nearest even (bonsai_f32_to_f16); F16C where the CPU has it.
+typedef void (*bonsai_f16_row_fn)(const float *x, uint16_t *dst, int64_t n);
+extern bonsai_f16_row_fn bonsai_f32_to_f16_row;
 
 // C[t][j] += sum_r A[t][r] * B[r][j] for t < T, r < k, j < n; rows cs, as, bs floats apart (gemm_f32.c).
 typedef void (*bonsai_gemm_nn_fn)(float *c, int64_t cs, const float *a, int64_t as, const float *b, int64_t bs,

@@ -322,20 +322,56 @@ final class OpsTests: XCTestCase {
 /// Causal attention against a double-precision reference, for PHI-2's head_dim 80, the fixture's 64, and
 /// 20 (not a multiple of 8: the portable loop). 13 queries take the per-query path; 70 the blocked gemm
 /// path (blocks of 64 queries: one full, one partial) behind 27 cached keys. Tolerance 1e-5 (f32 sums over
-/// ≤ 97 keys of values in [-1, 1]).
+/// ≤ 97 keys of values in [-1, 1]). The same against an f16 cache (the fast mode's) laid out head-major (as
+/// KVCache), whose reference uses the keys and values as f16 holds them: the sums stay f32.
 final class AttentionTests: XCTestCase {
-    func testAttentionMatchesReference() {
+    func testAttentionMatchesReference() { check(f16Cache: false) }
+    func testAttentionWithF16CacheMatchesReference() { check(f16Cache: true) }
+
+    private func check(f16Cache: Bool) {
         var rng = SplitMix(seed: 9)
         for hd in [80, 64, 20] {
             for T in [13, 70] {
                 let heads = 3, pos0 = 27, dm = heads * hd, nKeys = pos0 + T
                 let q = (0 ..< T * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
-                let k = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
-                let v = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+                var k = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+                var v = (0 ..< nKeys * dm).map { _ in Float.random(in: -1 ... 1, using: &rng) }
                 var out = [Float](repeating: .nan, count: T * dm)
                 var scratch = [Float](repeating: 0, count: Int(bonsai_max_threads()) * nKeys)
                 let scale = 1 / Float(hd).squareRoot()
-                bonsai_attention_forward(&out, q, Int64(dm), k, v, Int64(T), Int64(pos0), Int32(heads), Int32(hd), scale, &scratch)
+                if f16Cache {
+                    let f16 = Int32(BONSAI_TYPE_F16.rawValue)
+                    let kf = k, vf = v
+                    var kh = [UInt16](repeating: 0, count: k.count), vh = kh
+                    XCTAssertTrue(bonsai_quantize_row(f16, k, &kh, Int64(k.count)) && bonsai_quantize_row(f16, v, &vh, Int64(v.count)))
+                    bonsai_dequantize_row(f16, kh, &k, Int64(k.count))   // the reference sees what the cache holds
+                    bonsai_dequantize_row(f16, vh, &v, Int64(v.count))
+                    // bonsai_kv_store into the head-major layout the model's cache uses (positions hd apart, heads
+                    // nKeys·hd apart), in two calls as a prompt and then more tokens would; it must hold exactly
+                    // the portable conversion's values, moved there
+                    var kc = [UInt16](repeating: 0, count: k.count), vc = kc
+                    for (dst, src) in [(0, kf), (1, vf)] {
+                        for (p0, n) in [(0, pos0), (pos0, T)] {
+                            src.withUnsafeBufferPointer { s in
+                                let rows = s.baseAddress! + p0 * dm
+                                if dst == 0 { bonsai_kv_store(&kc, f16, Int64(hd), Int64(nKeys * hd), rows, Int64(n), Int64(p0), Int32(heads), Int32(hd)) }
+                                else { bonsai_kv_store(&vc, f16, Int64(hd), Int64(nKeys * hd), rows, Int64(n), Int64(p0), Int32(heads), Int32(hd)) }
+                            }
+                        }
+                    }
+                    var moved = 0
+                    for j in 0 ..< nKeys {
+                        for h in 0 ..< heads {
+                            for i in 0 ..< hd where kc[(h * nKeys + j) * hd + i] == kh[j * dm + h * hd + i]
+                                && vc[(h * nKeys + j) * hd + i] == vh[j * dm + h * hd + i] { moved += 1 }
+                        }
+                    }
+                    XCTAssertEqual(moved, nKeys * dm, "kv_store: hd \(hd) T \(T)")
+                    bonsai_attention_forward_kv(&out, q, Int64(dm), kc, vc, f16, Int64(hd), Int64(nKeys * hd), Int64(T), Int64(pos0),
+                                                Int32(heads), Int32(hd), scale, &scratch)
+                } else {
+                    bonsai_attention_forward(&out, q, Int64(dm), k, v, Int64(T), Int64(pos0), Int32(heads), Int32(hd), scale, &scratch)
+                }
                 for t in 0 ..< T {
                     for h in 0 ..< heads {
                         let n = pos0 + t + 1
@@ -349,7 +385,7 @@ final class AttentionTests: XCTestCase {
                         for d in 0 ..< hd {
                             var ref = 0.0
                             for j in 0 ..< n { ref += e[j] / z * Double(v[j * dm + h * hd + d]) }
-                            XCTAssertEqual(Double(out[t * dm + h * hd + d]), ref, accuracy: 1e-5, "hd \(hd) T \(T) t \(t) h \(h) d \(d)")
+                            XCTAssertEqual(Double(out[t * dm + h * hd + d]), ref, accuracy: 1e-5, "f16 \(f16Cache) hd \(hd) T \(T) t \(t) h \(h) d \(d)")
                         }
                     }
                 }

@@ -186,6 +186,16 @@ void bonsai_attention_forward(float *out, const float *q, int64_t q_stride,
                               const float *k_cache, const float *v_cache,
                               int64_t T, int64_t pos0, int n_head, int head_dim, float scale,
                               float *scratch);
+// The same against a cache of kv_type elements, BONSAI_TYPE_F32 or BONSAI_TYPE_F16 (llama.cpp's default
+// cache type: half the bytes a generated token reads per cached position), in any layout: element i of
+// head h at position p is at p·row_stride + h·head_stride + i. Head-major (row_stride = head_dim,
+// head_stride = n_ctx·head_dim) keeps each head's keys and values contiguous: one stream per head.
+void bonsai_attention_forward_kv(float *out, const float *q, int64_t q_stride, const void *k_cache,
+                                 const void *v_cache, int kv_type, int64_t row_stride, int64_t head_stride,
+                                 int64_t T, int64_t pos0, int n_head, int head_dim, float scale, float *scratch);
+// kv_store: T positions' keys or values src [T, n_head·head_dim] (f32) into such a cache at pos0 ...
+void bonsai_kv_store(void *cache, int kv_type, int64_t row_stride, int64_t head_stride, const float *src, int64_t T,
+                     int64_t pos0, int n_head, int head_dim);
 
 // attention_train_forward: one whole sequence (no cache), causal. q, k, v, out: [T, H*D];
 // probs: [H, T, T], row t holds the softmax over keys 0..t (zeros after) for the backward pass.
