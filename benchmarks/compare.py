@@ -2,7 +2,7 @@
 
 Each engine runs in its own process; for every file the engines alternate so that drift of this shared
 machine hits both alike. The memory read bandwidth is measured too, to give the bandwidth bound of
-generation: weight bytes read per token ÷ bandwidth.
+generation: weight bytes read per token ÷ bandwidth. Then generation after --depth cached positions.
 """
 import argparse, json, os, platform, statistics, subprocess, sys, time
 
@@ -23,6 +23,26 @@ for rep in range(reps + 1):                       # the first round warms up
     d = time.perf_counter() - t
     if rep: tg.append(ntg / d)
 print(json.dumps({"pp": pp, "tg": tg}))
+'''
+
+# Generation after `depth` cached positions (llama-bench's -d): the cache is filled once; each round
+# drops what the last one generated (eval removes cached positions from n_tokens on).
+LLAMA_DEPTH = r'''
+import json, random, sys, time
+from llama_cpp import Llama
+path, threads, reps, depth, ntg = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+llm = Llama(model_path=path, n_ctx=depth + ntg + 8, n_batch=512, n_ubatch=512, n_threads=threads,
+            n_threads_batch=threads, verbose=False)
+random.seed(42)
+toks = [random.randrange(50000) for _ in range(depth + ntg)]
+llm.eval(toks[:depth])
+tg = []
+for rep in range(reps + 1):                       # the first round warms up
+    llm.n_tokens = depth; t = time.perf_counter()
+    for i in range(ntg): llm.eval([toks[depth + i]])
+    d = time.perf_counter() - t
+    if rep: tg.append(ntg / d)
+print(json.dumps({"tg": tg}))
 '''
 
 
@@ -67,6 +87,18 @@ def llama(path, threads, reps):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def bonsai_depth(binary, path, threads, reps, depth, ntg):
+    out = subprocess.run([binary, "bench", "-m", path, "-t", str(threads), "-p", "0", "-n", str(ntg), "-d", str(depth),
+                          "-r", str(reps), "--json"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["samples"]
+
+
+def llama_depth(path, threads, reps, depth, ntg):
+    out = subprocess.run([sys.executable, "-c", LLAMA_DEPTH, path, str(threads), str(reps), str(depth), str(ntg)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["tg"]
+
+
 def fmt(xs):
     return f"{statistics.mean(xs):.2f} ± {statistics.stdev(xs) if len(xs) > 1 else 0:.2f}"
 
@@ -76,6 +108,8 @@ def main():
     ap.add_argument("--bonsai", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--depth", type=int, default=1024, help="cached positions for the tg-at-depth table (0: skip)")
+    ap.add_argument("--depth-gen", type=int, default=32, help="tokens generated at that depth")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
     import llama_cpp
@@ -101,6 +135,17 @@ def main():
               f"{statistics.mean(bpp) / statistics.mean(lpp):.2f}× | {fmt(btg)} | {fmt(ltg)} | "
               f"{statistics.mean(btg) / statistics.mean(ltg):.2f}× | {bw:.1f} | {bound:.1f} | "
               f"{100 * statistics.mean(btg) / bound:.0f}% | {max(b1['rss'], b2['rss']) / 1e9:.2f} GB |", flush=True)
+    if a.depth > 0:   # a long chat: every generated token reads the whole cache as well as the weights
+        test = f"tg{a.depth_gen} @ d{a.depth}"
+        print(f"\n| file | bonsai {test} | llama.cpp {test} | ratio |")
+        print("| --- | ---: | ---: | ---: |")
+        for path in a.models:
+            b = bonsai_depth(a.bonsai, path, a.threads, a.reps, a.depth, a.depth_gen)
+            l = llama_depth(path, a.threads, a.reps, a.depth, a.depth_gen)
+            b += bonsai_depth(a.bonsai, path, a.threads, a.reps, a.depth, a.depth_gen)   # B L B L
+            l += llama_depth(path, a.threads, a.reps, a.depth, a.depth_gen)
+            print(f"| {os.path.basename(path)} | {fmt(b)} | {fmt(l)} | {statistics.mean(b) / statistics.mean(l):.2f}× |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -151,9 +151,23 @@ AVX2_KV __attribute__((always_inline)) static inline void attend_avx2_kv(float *
         s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         att[j] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s))) * scale;
     }
-    for (j = 0; j < n_keys; j++) if (att[j] > maxv) maxv = att[j];
-    float sum = 0.0f;
-    for (j = 0; j < n_keys; j++) {
+    // softmax: scalar expf was an eighth of generation time with 1000 cached positions
+    __m256 m8 = _mm256_set1_ps(-INFINITY);
+    for (j = 0; j + 8 <= n_keys; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(att + j));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    maxv = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    for (; j < n_keys; j++) if (att[j] > maxv) maxv = att[j];
+    __m256 s8 = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n_keys; j += 8) {
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(att + j), _mm256_set1_ps(maxv)));
+        _mm256_storeu_ps(att + j, e);
+        s8 = _mm256_add_ps(s8, e);
+    }
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    float sum = _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+    for (; j < n_keys; j++) {
         att[j] = expf(att[j] - maxv);
         sum += att[j];
     }

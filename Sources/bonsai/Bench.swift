@@ -8,33 +8,46 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure prompt processing and generation speed, like llama-bench.",
         discussion: """
-        pp<N>: N prompt tokens in one batch from an empty cache. tg<N>: N tokens generated one at a time \
-        from an empty cache. Each test runs once to warm up, then --repetitions times: mean ± sd in tokens/s. \
-        Peak RSS is the process's high-water mark.
+        pp<N>: N prompt tokens in one batch. tg<N>: N tokens generated one at a time. Both start from an \
+        empty cache, or with --depth D from D cached positions ("@ dD", as llama-bench's -d): a long chat \
+        makes every token read the whole cache. Each test runs once to warm up, then --repetitions times: \
+        mean ± sd in tokens/s. Peak RSS is the process's high-water mark.
 
           bonsai bench -m phi2-synth-q4_0.gguf -t 2
           bonsai bench -m model.gguf -p 512 -n 128 -r 5 --json
+          bonsai bench -m model.gguf -p 0 -n 32 -d 1024
         """)
 
     @OptionGroup var modelOptions: ModelOptions
     @Option(name: [.customShort("p"), .customLong("n-prompt")], help: "Prompt tokens (0: skip).") var nPrompt = 512
     @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Generated tokens (0: skip).") var nGen = 128
     @Option(name: [.short, .long], help: "Repetitions.") var repetitions = 5
+    @Option(name: [.short, .long], help: "Cached positions before each test (filled once with prompt tokens).") var depth = 0
     @Flag(help: "One JSON object per test on standard output.") var json = false
 
     func run() throws {
         try reportingErrors {
-            guard nPrompt >= 0, nGen >= 0, repetitions >= 1, nPrompt + nGen > 0 else {
-                throw ValidationError("-p and -n must be ≥ 0 (not both 0), -r ≥ 1")
+            guard nPrompt >= 0, nGen >= 0, repetitions >= 1, nPrompt + nGen > 0, depth >= 0 else {
+                throw ValidationError("-p and -n must be ≥ 0 (not both 0), -r ≥ 1, -d ≥ 0")
             }
             let start = Date()
             let loaded = try modelOptions.load()
             let loadSeconds = Date().timeIntervalSince(start)
             let c = loaded.model.config
-            let nCtx = max(nPrompt, nGen, 1)
+            let nCtx = depth + max(nPrompt, nGen, 1)
+            guard nCtx <= c.max_position_embeddings else {
+                throw ValidationError("-d plus the longer test (\(nCtx) positions) exceeds the model's context (\(c.max_position_embeddings))")
+            }
             let cache = KVCache(config: c, nCtx: nCtx)
             var rng = SplitMix64(seed: 42)
-            let ids = (0 ..< max(nPrompt, 1)).map { _ in Int(rng.next() % UInt64(min(c.vocab_size, 50000))) }
+            let ids = (0 ..< max(nPrompt, depth, 1)).map { _ in Int(rng.next() % UInt64(min(c.vocab_size, 50000))) }
+            let at = depth > 0 ? " @ d\(depth)" : ""
+            if depth > 0 {   // the cached positions every repetition starts from
+                let act = Phi2Activations(config: c, maxTokens: min(depth, 512), nCtx: nCtx, allLogits: false)
+                for start in stride(from: 0, to: depth, by: 512) {
+                    try loaded.model.forward(Array(ids[start ..< min(start + 512, depth)]), cache: cache, act: act)
+                }
+            }
             let type = loaded.model.layers.first.map { "\($0.fc1.type)" } ?? "?"
             let size = Double(loaded.model.weightBytes) / 1_073_741_824
             let params = Double(GGUFExport.parameterCount(c)) / 1e9
@@ -56,19 +69,19 @@ struct BenchCommand: ParsableCommand {
                 let act = Phi2Activations(config: c, maxTokens: nPrompt, nCtx: nCtx, allLogits: false)
                 var rates: [Double] = []
                 for rep in 0 ... repetitions {
-                    cache.reset()
+                    cache.truncate(to: depth)
                     let t0 = DispatchTime.now().uptimeNanoseconds
-                    try loaded.model.forward(ids, cache: cache, act: act)
+                    try loaded.model.forward(Array(ids[0 ..< nPrompt]), cache: cache, act: act)
                     let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     if rep > 0 { rates.append(Double(nPrompt) / s) }
                 }
-                report("pp\(nPrompt)", rates)
+                report("pp\(nPrompt)\(at)", rates)
             }
             if nGen > 0 {
                 let act = Phi2Activations(config: c, maxTokens: 1, nCtx: nCtx, allLogits: false)
                 var rates: [Double] = []
                 for rep in 0 ... repetitions {
-                    cache.reset()
+                    cache.truncate(to: depth)
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     var tok = ids[0]
                     for _ in 0 ..< nGen {
@@ -78,7 +91,7 @@ struct BenchCommand: ParsableCommand {
                     let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     if rep > 0 { rates.append(Double(nGen) / s) }
                 }
-                report("tg\(nGen)", rates)
+                report("tg\(nGen)\(at)", rates)
             }
             if !json {
                 print(String(format: "load %.2f s, peak RSS %.0f MiB, KV cache %.0f MiB, CPU: %@", loadSeconds,
