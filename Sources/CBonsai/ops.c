@@ -1,4 +1,4 @@
-// ops.c — the transformer's non-matmul ops, f32 throughout.
+// ops.c — the transformer's non-matmul ops, f32 arithmetic throughout (the KV cache may store f16).
 #include "bonsai.h"
 #include "simd.h"
 #include "half.h"
@@ -110,14 +110,8 @@ static inline float kv_at(const void *cache, bool f16, int64_t i) {
     return f16 ? bonsai_half(((const uint16_t *)cache)[i]) : ((const float *)cache)[i];
 }
 
-// dst [cols, rows] = src [rows, cols] (src rows `stride` floats apart)
-static void transpose(float *dst, const float *src, int64_t rows, int64_t cols, int64_t stride) {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * stride + c];
-}
-
-// The same from cached keys (f32 or f16 elements, rows `stride` elements apart).
-static void transpose_kv(float *dst, const void *src, bool f16, int64_t rows, int64_t cols, int64_t stride) {
+// dst [cols, rows] = src [rows, cols] as f32: src rows `stride` elements apart, f32 or (a cache's keys) f16
+static void transpose(float *dst, const void *src, bool f16, int64_t rows, int64_t cols, int64_t stride) {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = kv_at(src, f16, r * stride + c);
 }
@@ -157,7 +151,7 @@ static bool attention_blocked(float *out, const float *q, int64_t q_stride, cons
 #pragma omp for schedule(static)
             for (int h = 0; h < n_head; h++) {
                 const int64_t off = (int64_t)h * D, hoff = (int64_t)h * head_stride;
-                transpose_kv(kt, (const char *)k_cache + hoff * (f16 ? 2 : 4), f16, nk_max, D, row_stride);   // kt [D][nk_max]
+                transpose(kt, (const char *)k_cache + hoff * (f16 ? 2 : 4), f16, nk_max, D, row_stride);   // kt [D][nk_max]
                 const float *v = (const float *)v_cache + hoff;   // the head's values [nk_max][D], vs floats apart
                 int64_t vs = row_stride;
                 if (f16) {
@@ -272,7 +266,7 @@ void bonsai_attention_train_forward(float *out, float *probs, const float *q, co
             const int64_t off = (int64_t)h * D;
             float *P = probs + (int64_t)h * T * T;
             memset(P, 0, (size_t)(T * T) * sizeof(float));
-            transpose(kt, k + off, T, D, dm);
+            transpose(kt, k + off, false, T, D, dm);
             bonsai_gemm_nn_f32(P, T, q + off, dm, kt, T, T, D, T);
             for (int64_t t = 0; t < T; t++) {
                 causal_softmax_row(P + t * T, t + 1, T, scale);
@@ -306,9 +300,9 @@ void bonsai_attention_backward(float *dq, float *dk, float *dv, const float *dou
         for (int h = 0; h < n_head; h++) {
             const int64_t off = (int64_t)h * D;
             const float *P = probs + (int64_t)h * T * T;
-            transpose(pt, P, T, T, T);
+            transpose(pt, P, false, T, T, T);
             bonsai_gemm_nn_f32(dv + off, dm, pt, T, dout + off, dm, T, T, D);
-            transpose(vt, v + off, T, D, dm);
+            transpose(vt, v + off, false, T, D, dm);
             memset(ds, 0, (size_t)(T * T) * sizeof(float));
             bonsai_gemm_nn_f32(ds, T, dout + off, dm, vt, T, T, D, T);
             for (int64_t t = 0; t < T; t++) {
@@ -319,7 +313,7 @@ void bonsai_attention_backward(float *dq, float *dk, float *dv, const float *dou
                 for (int64_t j = t + 1; j < T; j++) g[j] = 0.0f;
             }
             bonsai_gemm_nn_f32(dq + off, dm, ds, T, k + off, dm, T, T, D);
-            transpose(pt, ds, T, T, T);
+            transpose(pt, ds, false, T, T, T);
             bonsai_gemm_nn_f32(dk + off, dm, pt, T, q + off, dm, T, T, D);
         }
         free(pt);
