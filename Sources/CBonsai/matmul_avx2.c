@@ -48,33 +48,35 @@ AVX2 static inline __m256i nibbles32(const uint8_t *p) {
 // FMA per group: Σ_b d_w·d_y·8Σy. This does per block about 10 operations where a q8_0-activation dot does 17 (two scale
 // conversions, a product and a broadcast per block; maddubs by 8 for the offset), which is what held
 // q4_0 generation below the memory bandwidth.
-AVX2 static float dot_q4_0_act8(int64_t n, const void *w, const void *act) {
-    const block_q4_0 *x = w;
-    const bonsai_q4_0_act8 *a = act;
-    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
+// A row's running sums, one group of 8 blocks, and the result with a last partial group: the one-row and
+// four-row dots share them, so a row gets the same result from either.
+typedef struct { __m256 acc[2], offset; } q4_0_sums;
+
+AVX2 static inline void q4_0_group(q4_0_sums *sum, const block_q4_0 *x, const bonsai_q4_0_act8 *a) {
     const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
     const __m256i spread[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
                                _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, offset = _mm256_setzero_ps();
-    for (int64_t g = 0; g < ng; g++, x += 8, a++) {
-        _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
-        _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
-        _mm_prefetch((const char *)x + PREFETCH_BYTES + 128, _MM_HINT_T0);
-        const __m128i dw = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,
-                                          (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
-        const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
-        offset = _mm256_fmadd_ps(s, _mm256_loadu_ps(a->c), offset);
-        for (int j = 0; j < 4; j++) {
-            const __m256i v = _mm256_loadu2_m128i((const __m128i *)x[2 * j + 1].qs, (const __m128i *)x[2 * j].qs);
-            const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-            const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a->lo[j])),
-                                               _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)a->hi[j])));
-            const __m256i q = _mm256_madd_epi16(p, ones);
-            acc[j & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_permutevar8x32_ps(s, spread[j]), acc[j & 1]);
-        }
+    _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
+    _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
+    _mm_prefetch((const char *)x + PREFETCH_BYTES + 128, _MM_HINT_T0);
+    const __m128i dw = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,
+                                      (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
+    const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
+    sum->offset = _mm256_fmadd_ps(s, _mm256_loadu_ps(a->c), sum->offset);
+    for (int j = 0; j < 4; j++) {
+        const __m256i v = _mm256_loadu2_m128i((const __m128i *)x[2 * j + 1].qs, (const __m128i *)x[2 * j].qs);
+        const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a->lo[j])),
+                                           _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)a->hi[j])));
+        const __m256i q = _mm256_madd_epi16(p, ones);
+        sum->acc[j & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_permutevar8x32_ps(s, spread[j]), sum->acc[j & 1]);
     }
-    float sum = hsum_ps(_mm256_sub_ps(_mm256_add_ps(acc[0], acc[1]), offset));
-    for (int64_t i = 0; i < nb - 8 * ng; i++) {   // a last partial group: its blocks one at a time
+}
+
+// x, a: the row's and the activation's last (partial) group, of `tail` blocks.
+AVX2 static inline float q4_0_result(q4_0_sums sums, const block_q4_0 *x, const bonsai_q4_0_act8 *a, int64_t tail) {
+    float sum = hsum_ps(_mm256_sub_ps(_mm256_add_ps(sums.acc[0], sums.acc[1]), sums.offset));
+    for (int64_t i = 0; i < tail; i++) {   // the partial group's blocks one at a time
         const int j = (int)i / 2, h = (int)i % 2;
         const __m128i t = _mm_loadu_si128((const __m128i *)x[i].qs), m = _mm_set1_epi8(0x0f);
         const __m128i lo = _mm_and_si128(t, m), hi = _mm_and_si128(_mm_srli_epi16(t, 4), m);
@@ -88,41 +90,28 @@ AVX2 static float dot_q4_0_act8(int64_t n, const void *w, const void *act) {
     return sum;
 }
 
-// Four rows, each through the operations above in the same order (so each out[r] is the one-row dot's
-// result bit for bit); the activation's group is read from L1 once per row.
-AVX2 static void dot4_q4_0_act8(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
-    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
-    const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-    const __m256i spread[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
-                               _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
-    __m256 acc[4][2], offset[4];
-    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = offset[r] = _mm256_setzero_ps();
+AVX2 static float dot_q4_0_act8(int64_t n, const void *w, const void *act) {
+    const block_q4_0 *x = w;
     const bonsai_q4_0_act8 *a = act;
-    for (int64_t g = 0; g < ng; g++, a++) {
-        for (int r = 0; r < 4; r++) {
-            const block_q4_0 *x = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride) + 8 * g;
-            _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
-            _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
-            _mm_prefetch((const char *)x + PREFETCH_BYTES + 128, _MM_HINT_T0);
-            const __m128i dw = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,
-                                              (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
-            const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
-            offset[r] = _mm256_fmadd_ps(s, _mm256_loadu_ps(a->c), offset[r]);
-            for (int j = 0; j < 4; j++) {
-                const __m256i v = _mm256_loadu2_m128i((const __m128i *)x[2 * j + 1].qs, (const __m128i *)x[2 * j].qs);
-                const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-                const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a->lo[j])),
-                                                   _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)a->hi[j])));
-                const __m256i q = _mm256_madd_epi16(p, ones);
-                acc[r][j & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_permutevar8x32_ps(s, spread[j]), acc[r][j & 1]);
-            }
-        }
+    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
+    q4_0_sums s = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, _mm256_setzero_ps()};
+    for (int64_t g = 0; g < ng; g++) q4_0_group(&s, x + 8 * g, a + g);
+    return q4_0_result(s, x + 8 * ng, a + ng, nb - 8 * ng);
+}
+
+// Four rows, w_stride bytes apart; the activation's group is read from L1 once per row.
+AVX2 static void dot4_q4_0_act8(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
+    const bonsai_q4_0_act8 *a = act;
+    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
+    const block_q4_0 *x[4];
+    q4_0_sums s[4];
+    for (int r = 0; r < 4; r++) {
+        x[r] = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride);
+        s[r] = (q4_0_sums){{_mm256_setzero_ps(), _mm256_setzero_ps()}, _mm256_setzero_ps()};
     }
-    if (nb % 8) {   // a last partial group: the one-row dot's own tail, per row
-        for (int r = 0; r < 4; r++) out[r] = dot_q4_0_act8(n, (const char *)w + (size_t)r * w_stride, act);
-        return;
-    }
-    for (int r = 0; r < 4; r++) out[r] = hsum_ps(_mm256_sub_ps(_mm256_add_ps(acc[r][0], acc[r][1]), offset[r]));
+    for (int64_t g = 0; g < ng; g++)
+        for (int r = 0; r < 4; r++) q4_0_group(&s[r], x[r] + 8 * g, a + g);
+    for (int r = 0; r < 4; r++) out[r] = q4_0_result(s[r], x[r] + 8 * ng, a + ng, nb - 8 * ng);
 }
 
 // ------------------------------------------------------------------------------- q8_0 · q8_0
