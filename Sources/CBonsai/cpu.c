@@ -31,6 +31,19 @@ static void axpy_f32_generic(float *y, float s, const float *x, int64_t n) {
 // ---------------------------------------------------------------------------- AVX2 + FMA
 
 #ifdef BONSAI_X86
+// The sum and the maximum of 8 lanes (halves, then pairs, then the last two).
+__attribute__((target("avx2"))) static inline float hsum8(__m256 v) {
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+}
+
+__attribute__((target("avx2"))) static inline float hmax8(__m256 v) {
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+}
+
 __attribute__((target("avx2,fma")))
 static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -43,11 +56,7 @@ static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
         acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
     }
     for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-    float s = _mm_cvtss_f32(s4);
+    float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
@@ -147,16 +156,12 @@ AVX2_KV __attribute__((always_inline)) static inline void attend_avx2_kv(float *
     for (; j < n_keys; j++) {
         __m256 a = _mm256_setzero_ps();
         for (int d = 0; d < hd; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), kv_load8(k, f16, j * stride + d), a);
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        att[j] = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s))) * scale;
+        att[j] = hsum8(a) * scale;
     }
     // softmax: scalar expf was an eighth of generation time with 1000 cached positions
     __m256 m8 = _mm256_set1_ps(-INFINITY);
     for (j = 0; j + 8 <= n_keys; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(att + j));
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    maxv = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    maxv = hmax8(m8);
     for (; j < n_keys; j++) if (att[j] > maxv) maxv = att[j];
     __m256 s8 = _mm256_setzero_ps();
     for (j = 0; j + 8 <= n_keys; j += 8) {
@@ -164,9 +169,7 @@ AVX2_KV __attribute__((always_inline)) static inline void attend_avx2_kv(float *
         _mm256_storeu_ps(att + j, e);
         s8 = _mm256_add_ps(s8, e);
     }
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    float sum = _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+    float sum = hsum8(s8);
     for (; j < n_keys; j++) {
         att[j] = expf(att[j] - maxv);
         sum += att[j];

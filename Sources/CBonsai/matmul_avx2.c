@@ -115,55 +115,49 @@ AVX2 static void dot4_q4_0_act8(int64_t n, const void *w, size_t w_stride, const
 }
 
 // ------------------------------------------------------------------------------- q8_0 · q8_0
-// s8 × s8 through maddubs: |x| × (y with x's sign).
+// s8 × s8 through maddubs: |x| × (y with x's sign). One block into acc; the one-row and four-row dots
+// share it, even blocks into one accumulator and odd into another, so a row gets the same result from either.
+AVX2 static inline __m256 q8_0_step(__m256 acc, const block_q8_0 *x, const block_q8_0 *y) {
+    const __m256i xq = _mm256_loadu_si256((const __m256i *)x->qs), yq = _mm256_loadu_si256((const __m256i *)y->qs);
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(xq, xq), _mm256_sign_epi8(yq, xq)),
+                                        _mm256_set1_epi16(1));
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * h2f(y->d)), _mm256_cvtepi32_ps(p), acc);
+}
+
+AVX2 static inline void q8_0_prefetch(const block_q8_0 *x) {   // per two blocks (68 bytes)
+    _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
+    _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
+}
+
 AVX2 static float dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
     const block_q8_0 *x = w;
     const block_q8_0 *y = a;
-    const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     const int64_t nb = n / BONSAI_QK;
     int64_t i = 0;
     for (; i + 1 < nb; i += 2) {
-        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
-        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES + 64, _MM_HINT_T0);
-        const __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const __m256i x1 = _mm256_loadu_si256((const __m256i *)x[i + 1].qs), y1 = _mm256_loadu_si256((const __m256i *)y[i + 1].qs);
-        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(y0, x0)), ones);
-        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1), _mm256_sign_epi8(y1, x1)), ones);
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i + 1].d) * h2f(y[i + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+        q8_0_prefetch(x + i);
+        acc0 = q8_0_step(acc0, &x[i], &y[i]);
+        acc1 = q8_0_step(acc1, &x[i + 1], &y[i + 1]);
     }
-    for (; i < nb; i++) {
-        const __m256i x0 = _mm256_loadu_si256((const __m256i *)x[i].qs), y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(y0, x0)), ones);
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p0), acc0);
-    }
+    if (i < nb) acc0 = q8_0_step(acc0, &x[i], &y[i]);
     return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
-// Four rows: each row's blocks go through the same operations in the same order as above (even blocks
-// into one accumulator, odd into the other), so each out[r] equals the one-row dot bit for bit.
+// Four rows, w_stride bytes apart.
 AVX2 static void dot4_q8_0_q8_0(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    const block_q8_0 *x[4] = {w, (const void *)((const char *)w + w_stride), (const void *)((const char *)w + 2 * w_stride),
-                              (const void *)((const char *)w + 3 * w_stride)};
     const block_q8_0 *y = a;
-    const __m256i ones = _mm256_set1_epi16(1);
+    const block_q8_0 *x[4];
     __m256 acc[4][2];
-    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    const int64_t nb = n / BONSAI_QK;
-    for (int64_t i = 0; i < nb; i++) {
-        const __m256i y0 = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        const float dy = h2f(y[i].d);
-        for (int r = 0; r < 4; r++) {
-            if (!(i & 1)) {
-                _mm_prefetch((const char *)(x[r] + i) + PREFETCH_BYTES, _MM_HINT_T0);
-                _mm_prefetch((const char *)(x[r] + i) + PREFETCH_BYTES + 64, _MM_HINT_T0);
-            }
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)x[r][i].qs);
-            const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(y0, x0)), ones);
-            acc[r][i & 1] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[r][i].d) * dy), _mm256_cvtepi32_ps(p0), acc[r][i & 1]);
-        }
+    for (int r = 0; r < 4; r++) {
+        x[r] = (const block_q8_0 *)((const char *)w + (size_t)r * w_stride);
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
     }
+    for (int64_t i = 0; i < n / BONSAI_QK; i++)
+        for (int r = 0; r < 4; r++) {
+            if (!(i & 1)) q8_0_prefetch(x[r] + i);
+            acc[r][i & 1] = q8_0_step(acc[r][i & 1], &x[r][i], &y[i]);
+        }
     for (int r = 0; r < 4; r++) out[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
 }
 
@@ -217,7 +211,9 @@ AVX2 static inline void k4_block(const uint8_t scales[12], const uint8_t *q, con
 // gets the same result from either.
 typedef struct { __m256 acc; __m128 mins; } k4_sums;
 
-AVX2 static inline void k4_step(k4_sums *s, const char *blk, size_t qs_off, long qh_off, const block_q8_K *y) {
+AVX2 static inline void k4_step(k4_sums *s, const char *blk, size_t block_bytes, size_t qs_off, long qh_off,
+                             const block_q8_K *y) {
+    for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch(blk + PREFETCH_BYTES + l, _MM_HINT_T0);
     const block_q4_K *hdr = (const block_q4_K *)blk;
     __m256i isum;
     __m128i msum;
@@ -234,11 +230,7 @@ AVX2 static inline float k4_result(k4_sums s) {
 AVX2 static inline float dot_k4_q8_K(int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, const void *a) {
     const block_q8_K *y = a;
     k4_sums s = {_mm256_setzero_ps(), _mm_setzero_ps()};
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
-        const char *blk = (const char *)w + i * block_bytes;
-        for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch(blk + PREFETCH_BYTES + l, _MM_HINT_T0);
-        k4_step(&s, blk, qs_off, qh_off, &y[i]);
-    }
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) k4_step(&s, (const char *)w + i * block_bytes, block_bytes, qs_off, qh_off, &y[i]);
     return k4_result(s);
 }
 
@@ -248,11 +240,8 @@ AVX2 static inline void dot4_k4_q8_K(int64_t n, const void *w, size_t w_stride, 
     k4_sums s[4];
     for (int r = 0; r < 4; r++) s[r] = (k4_sums){_mm256_setzero_ps(), _mm_setzero_ps()};
     for (int64_t i = 0; i < n / BONSAI_QKK; i++)
-        for (int r = 0; r < 4; r++) {
-            const char *blk = (const char *)w + (size_t)r * w_stride + i * block_bytes;
-            for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch(blk + PREFETCH_BYTES + l, _MM_HINT_T0);
-            k4_step(&s[r], blk, qs_off, qh_off, &y[i]);
-        }
+        for (int r = 0; r < 4; r++)
+            k4_step(&s[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, qs_off, qh_off, &y[i]);
     for (int r = 0; r < 4; r++) out[r] = k4_result(s[r]);
 }
 

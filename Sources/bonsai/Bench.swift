@@ -38,15 +38,16 @@ struct BenchCommand: ParsableCommand {
             guard nCtx <= c.max_position_embeddings else {
                 throw ValidationError("-d plus the longer test (\(nCtx) positions) exceeds the model's context (\(c.max_position_embeddings))")
             }
-            let cache = KVCache(config: c, nCtx: nCtx)
             var rng = SplitMix64(seed: 42)
             let ids = (0 ..< max(nPrompt, depth, 1)).map { _ in Int(rng.next() % UInt64(min(c.vocab_size, 50000))) }
             let at = depth > 0 ? " @ d\(depth)" : ""
-            if depth > 0 {   // the cached positions every repetition starts from
-                let act = Phi2Activations(config: c, maxTokens: min(depth, 512), nCtx: nCtx, allLogits: false)
-                for start in stride(from: 0, to: depth, by: 512) {
-                    try loaded.model.forward(Array(ids[start ..< min(start + 512, depth)]), cache: cache, act: act)
-                }
+            let cache: KVCache
+            if depth > 0 {   // the cached positions every repetition starts from, fed as a prompt is
+                let session = try Session(loaded, nCtx: nCtx)
+                try session.feed(Array(ids[0 ..< depth]))
+                cache = session.cache
+            } else {
+                cache = KVCache(config: c, nCtx: nCtx)
             }
             let type = loaded.model.layers.first.map { "\($0.fc1.type)" } ?? "?"
             let size = Double(loaded.model.weightBytes) / 1_073_741_824
@@ -67,11 +68,12 @@ struct BenchCommand: ParsableCommand {
             }
             if nPrompt > 0 {
                 let act = Phi2Activations(config: c, maxTokens: nPrompt, nCtx: nCtx, allLogits: false)
+                let prompt = Array(ids[0 ..< nPrompt])
                 var rates: [Double] = []
                 for rep in 0 ... repetitions {
                     cache.truncate(to: depth)
                     let t0 = DispatchTime.now().uptimeNanoseconds
-                    try loaded.model.forward(Array(ids[0 ..< nPrompt]), cache: cache, act: act)
+                    try loaded.model.forward(prompt, cache: cache, act: act)
                     let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     if rep > 0 { rates.append(Double(nPrompt) / s) }
                 }
