@@ -45,11 +45,20 @@ public enum Fixtures {
         Reference(meta: try json("refs/\(key).json"), tensors: try SafetensorsFile(path: try path("refs/\(key).safetensors")))
     }
 
-    /// A scratch directory removed at process exit is not needed: tests write under the system temp dir.
+    /// A path in this test process's scratch directory, which is removed when the process exits: the
+    /// quantized and exported models come to about 1 GB a run, and 127 runs left behind filled the disk.
     public static func temporaryPath(_ name: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bonsai-tests-\(getpid())")
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent(name).path
+        scratchDirectory.appendingPathComponent(name).path
+    }
+
+    private static let scratchDirectory: URL = {
+        try? FileManager.default.createDirectory(at: scratchURL(), withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(at: Fixtures.scratchURL()) }   // a C callback: no captures
+        return scratchURL()
+    }()
+
+    private static func scratchURL() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("bonsai-tests-\(getpid())")
     }
 }
 
