@@ -96,6 +96,9 @@ public final class Session {
         var text = ""            // all text decoded so far
         var emitted = 0          // characters of `text` already passed to onText
         var tokenEnds: [Int] = []  // text length after each generated token
+        let most = min(maxTokens, max(nCtx - tokens.count, 0)) + 1   // room for every token: no regrowth per token
+        tokenEnds.reserveCapacity(most)
+        result.tokens.reserveCapacity(most)
         let stop = stop.filter { !$0.isEmpty }
         let holdBack = stop.map(\.count).max().map { $0 - 1 } ?? 0
 

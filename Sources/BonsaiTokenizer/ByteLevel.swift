@@ -28,15 +28,18 @@ enum ByteLevel {
         return String(s)
     }
 
-    /// The raw bytes of a byte-level token string; nil if it holds a character outside the map.
-    static func decode(_ token: String) -> [UInt8]? {
-        var out: [UInt8] = []
-        out.reserveCapacity(token.unicodeScalars.count)
+    /// Appends the raw bytes of a byte-level token string to `out`; false (and `out` as it was) if the
+    /// string holds a character outside the map. Allocates nothing once `out` has the room.
+    static func decode(_ token: String, appendingTo out: inout [UInt8]) -> Bool {
+        let start = out.count
         for s in token.unicodeScalars {
-            guard let b = scalarToByte[s.value] else { return nil }
+            guard let b = scalarToByte[s.value] else {
+                out.removeSubrange(start...)
+                return false
+            }
             out.append(b)
         }
-        return out
+        return true
     }
 }
 

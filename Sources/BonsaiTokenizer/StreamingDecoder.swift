@@ -8,7 +8,7 @@ public struct StreamingDecoder {
 
     /// The text that became complete with this token (possibly empty).
     public mutating func append(_ id: Int) -> String {
-        pending += tokenizer.bytes(of: id)
+        tokenizer.appendBytes(of: id, to: &pending)
         let cut = StreamingDecoder.completePrefixLength(pending)
         guard cut > 0 else { return "" }
         let text = String(decoding: pending[..<cut], as: UTF8.self)

@@ -145,21 +145,30 @@ public final class Tokenizer: @unchecked Sendable {
 
     /// The raw bytes token `id` stands for. Control tokens give their text only when `special`.
     public func bytes(of id: Int, special: Bool = false) -> [UInt8] {
-        guard id >= 0, id < tokens.count else { return [] }
+        var out: [UInt8] = []
+        appendBytes(of: id, to: &out, special: special)
+        return out
+    }
+
+    /// `bytes(of:)` appended to `out`: no allocation once `out` has the room (the streaming decoder's
+    /// buffer, once per generated token).
+    public func appendBytes(of id: Int, to out: inout [UInt8], special: Bool = false) {
+        guard id >= 0, id < tokens.count else { return }
         switch kinds[id] {
         case .normal, .byte, .unknown:
-            return ByteLevel.decode(tokens[id]) ?? Array(tokens[id].utf8)
+            if !ByteLevel.decode(tokens[id], appendingTo: &out) { out += tokens[id].utf8 }
         case .userDefined:
-            return Array(tokens[id].utf8)
+            out += tokens[id].utf8
         case .control:
-            return special ? Array(tokens[id].utf8) : []
+            if special { out += tokens[id].utf8 }
         case .unused:
-            return []
+            return
         }
     }
 
-    /// Text of a whole sequence (invalid UTF-8 becomes U+FFFD).
     public func decode(_ ids: [Int], special: Bool = false) -> String {
-        String(decoding: ids.flatMap { bytes(of: $0, special: special) }, as: UTF8.self)
+        var out: [UInt8] = []
+        for id in ids { appendBytes(of: id, to: &out, special: special) }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -381,6 +381,13 @@ static void batch_item(const batch_part *parts, int64_t item, int64_t T, act_cop
     }
 }
 
+// Thread k's items: its own run first, then what it steals from the others'.
+static void run_batch_items(const batch_part *parts, chunk_run *runs, int nth, int k, int64_t T) {
+    act_copy acts = {0};
+    uint32_t item;
+    FOR_EACH_SHARED_ITEM(runs, nth, k, item) batch_item(parts, item, T, &acts);
+}
+
 // The item that holds byte `at` of the parts' weights laid end to end (counting whole items).
 static uint32_t item_at_byte(const batch_part *parts, int nparts, int64_t at) {
     for (int p = 0;; p++) {
@@ -420,13 +427,12 @@ void bonsai_matmul_batch(const bonsai_matmul_job *jobs, int n_jobs, int64_t T) {
     front[nth] = (uint32_t)items;
     chunk_run runs[nth];
     for (int k = 0; k < nth; k++) atomic_init(&runs[k].span, (uint64_t)front[k + 1] << 32 | front[k]);
-#pragma omp parallel num_threads(nth) if (nth > 1)
-    {
-        const int k = BONSAI_THREAD_ID();
-        act_copy acts = {0};
-        uint32_t item;
-        FOR_EACH_SHARED_ITEM(runs, nth, k, item) batch_item(parts, item, T, &acts);
+    if (nth == 1) {   // no region: an if(false) one allocates in libomp (bonsai_thread_share)
+        run_batch_items(parts, runs, 1, 0, T);
+        return;
     }
+#pragma omp parallel num_threads(nth)
+    run_batch_items(parts, runs, nth, BONSAI_THREAD_ID(), T);
 }
 
 void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,

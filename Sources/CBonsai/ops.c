@@ -6,12 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-// layernorm_forward: x [T, C] -> out [T, C]; mean and variance in f32 (two passes, like torch).
-// mean, rstd [T] (may be NULL): the statistics layernorm_backward needs.
-void bonsai_layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w,
-                              const float *b, int64_t T, int64_t C, float eps) {
-#pragma omp parallel for schedule(static) if (T > 4)
-    for (int64_t t = 0; t < T; t++) {
+static void layernorm_rows(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                           int64_t t0, int64_t t1, int64_t C, float eps) {
+    for (int64_t t = t0; t < t1; t++) {
         const float *xt = x + t * C;
         float *ot = out + t * C;
         float m = 0.0f;
@@ -27,6 +24,22 @@ void bonsai_layernorm_forward(float *out, float *mean, float *rstd, const float 
         for (int64_t i = 0; i < C; i++) ot[i] = (xt[i] - m) * rs * w[i] + b[i];
         if (mean) mean[t] = m;
         if (rstd) rstd[t] = rs;
+    }
+}
+
+// layernorm_forward: x [T, C] -> out [T, C]; mean and variance in f32 (two passes, like torch).
+// mean, rstd [T] (may be NULL): the statistics layernorm_backward needs.
+void bonsai_layernorm_forward(float *out, float *mean, float *rstd, const float *x, const float *w,
+                              const float *b, int64_t T, int64_t C, float eps) {
+    if (T <= 4) {
+        layernorm_rows(out, mean, rstd, x, w, b, 0, T, C, eps);
+        return;
+    }
+#pragma omp parallel
+    {
+        int64_t t0, t1;
+        bonsai_thread_share(T, &t0, &t1);
+        layernorm_rows(out, mean, rstd, x, w, b, t0, t1, C, eps);
     }
 }
 
@@ -58,9 +71,17 @@ void bonsai_layernorm_backward(float *dx, const float *dout, const float *x, con
 // gelu_forward (gelu_new): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), x [n] in place.
 void bonsai_gelu_forward(float *x, int64_t n) {
     bonsai_simd_init();
-    const int64_t chunk = 4096;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i += chunk) bonsai_gelu_f32(x + i, n - i < chunk ? n - i : chunk);
+    if (n <= 65536) {
+        bonsai_gelu_f32(x, n);
+        return;
+    }
+    const int64_t chunk = 4096, chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel
+    {
+        int64_t c0, c1;
+        bonsai_thread_share(chunks, &c0, &c1);
+        for (int64_t i = c0 * chunk; i < n && i < c1 * chunk; i += chunk) bonsai_gelu_f32(x + i, n - i < chunk ? n - i : chunk);
+    }
 }
 
 // gelu_backward: dx [n] = dout [n] * gelu_new'(x [n]) where x is the forward's input (dx may be dout).
@@ -178,6 +199,41 @@ static bool attention_blocked(float *out, const float *q, int64_t q_stride, cons
     return ok;
 }
 
+// One query row t of head h against keys 0 .. pos0+t (see attention_forward_kv); att: n_keys floats.
+static void attend_query(float *out, const float *q, int64_t q_stride, const void *k_cache, const void *v_cache,
+                         bool f16, int64_t row_stride, int64_t head_stride, int64_t t, int h, int64_t pos0, int n_head,
+                         int head_dim, float scale, float *att) {
+    const int64_t n_keys = pos0 + t + 1, off = (int64_t)h * head_dim, hoff = (int64_t)h * head_stride;
+    const float *qh = q + t * q_stride + off;
+    float *oh = out + t * (int64_t)n_head * head_dim + off;
+    const bonsai_attend_fn attend = f16 ? bonsai_attend_f16 : bonsai_attend_f32;
+    if (attend && head_dim % 8 == 0 && head_dim <= 128) {
+        const size_t esize = f16 ? 2 : 4;
+        attend(oh, qh, (const char *)k_cache + hoff * esize, (const char *)v_cache + hoff * esize, n_keys, row_stride,
+               head_dim, scale, att);
+        return;
+    }
+    float row[head_dim];   // a key or value row as f32
+    float maxv = -INFINITY;
+    for (int64_t j = 0; j < n_keys; j++) {
+        for (int i = 0; i < head_dim; i++) row[i] = kv_at(k_cache, f16, j * row_stride + hoff + i);
+        const float s = bonsai_dot_f32(qh, row, head_dim) * scale;
+        att[j] = s;
+        if (s > maxv) maxv = s;
+    }
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n_keys; j++) {
+        att[j] = expf(att[j] - maxv);
+        sum += att[j];
+    }
+    const float inv = 1.0f / sum;
+    memset(oh, 0, (size_t)head_dim * sizeof(float));
+    for (int64_t j = 0; j < n_keys; j++) {
+        for (int i = 0; i < head_dim; i++) row[i] = kv_at(v_cache, f16, j * row_stride + hoff + i);
+        bonsai_axpy_f32(oh, att[j] * inv, row, head_dim);
+    }
+}
+
 // attention_forward_kv: out [T, H*D] = softmax(q k^T * scale, causal) v, per head; see bonsai.h.
 void bonsai_attention_forward_kv(float *out, const float *q, int64_t q_stride, const void *k_cache,
                                  const void *v_cache, int kv_type, int64_t row_stride, int64_t head_stride,
@@ -187,43 +243,21 @@ void bonsai_attention_forward_kv(float *out, const float *q, int64_t q_stride, c
     if (T >= ATT_GEMM_MIN_TOKENS && attention_blocked(out, q, q_stride, k_cache, v_cache, f16, row_stride, head_stride,
                                                       T, pos0, n_head, head_dim, scale))
         return;
-    const int64_t dm = (int64_t)n_head * head_dim;
-    const int64_t n_keys_max = pos0 + T;
-    const bonsai_attend_fn attend = f16 ? bonsai_attend_f16 : bonsai_attend_f32;
-    const size_t esize = f16 ? 2 : 4;
-// schedule(static, 1) interleaves the causal rows' unequal work; (dynamic needs a newer libomp than Debian's)
-#pragma omp parallel for schedule(static, 1) if (T * n_head > 1 || pos0 > 256)
-    for (int64_t th = 0; th < T * n_head; th++) {
-        const int64_t t = th / n_head;
-        const int h = (int)(th % n_head);
-        const int64_t n_keys = pos0 + t + 1, off = (int64_t)h * head_dim, hoff = (int64_t)h * head_stride;
-        float *att = scratch + (int64_t)BONSAI_THREAD_ID() * n_keys_max;
-        const float *qh = q + t * q_stride + off;
-        float *oh = out + t * dm + off;
-        if (attend && head_dim % 8 == 0 && head_dim <= 128) {
-            attend(oh, qh, (const char *)k_cache + hoff * esize, (const char *)v_cache + hoff * esize, n_keys, row_stride,
-                   head_dim, scale, att);
-            continue;
-        }
-        float row[head_dim];   // a key or value row as f32
-        float maxv = -INFINITY;
-        for (int64_t j = 0; j < n_keys; j++) {
-            for (int i = 0; i < head_dim; i++) row[i] = kv_at(k_cache, f16, j * row_stride + hoff + i);
-            const float s = bonsai_dot_f32(qh, row, head_dim) * scale;
-            att[j] = s;
-            if (s > maxv) maxv = s;
-        }
-        float sum = 0.0f;
-        for (int64_t j = 0; j < n_keys; j++) {
-            att[j] = expf(att[j] - maxv);
-            sum += att[j];
-        }
-        const float inv = 1.0f / sum;
-        memset(oh, 0, (size_t)head_dim * sizeof(float));
-        for (int64_t j = 0; j < n_keys; j++) {
-            for (int i = 0; i < head_dim; i++) row[i] = kv_at(v_cache, f16, j * row_stride + hoff + i);
-            bonsai_axpy_f32(oh, att[j] * inv, row, head_dim);
-        }
+    const int64_t n_keys_max = pos0 + T, tasks = T * n_head;   // task th: query th / n_head, head th % n_head
+    if ((tasks == 1 && pos0 <= 256) || BONSAI_NUM_THREADS() == 1) {   // no region (bonsai_thread_share)
+        for (int64_t th = 0; th < tasks; th++)
+            attend_query(out, q, q_stride, k_cache, v_cache, f16, row_stride, head_stride, th / n_head,
+                         (int)(th % n_head), pos0, n_head, head_dim, scale, scratch);
+        return;
+    }
+#pragma omp parallel
+    {
+        // thread k takes tasks k, k + team, …: the causal rows' unequal work interleaves
+        const int k = BONSAI_THREAD_ID(), team = BONSAI_TEAM_SIZE();
+        float *att = scratch + (int64_t)k * n_keys_max;
+        for (int64_t th = k; th < tasks; th += team)
+            attend_query(out, q, q_stride, k_cache, v_cache, f16, row_stride, head_stride, th / n_head,
+                         (int)(th % n_head), pos0, n_head, head_dim, scale, att);
     }
 }
 

@@ -142,9 +142,22 @@ void bonsai_simd_init(void);
 #include <omp.h>
 #define BONSAI_THREAD_ID() omp_get_thread_num()
 #define BONSAI_NUM_THREADS() omp_get_max_threads()
+#define BONSAI_TEAM_SIZE() omp_get_num_threads()
 #else
 #define BONSAI_THREAD_ID() 0
 #define BONSAI_NUM_THREADS() 1
+#define BONSAI_TEAM_SIZE() 1
 #endif
+
+// Inside a parallel region: the calling thread's share [*begin, *end) of n items, contiguous and in
+// thread order, sizes differing by at most one. The ops a generated token runs split their loops with
+// this (or stride by the team size) instead of `omp for`, and run serially without entering a region:
+// the decode loop allocates nothing, and Debian's libomp mallocs a trace string on every worksharing
+// loop and a dispatch buffer on every if(false) region.
+static inline void bonsai_thread_share(int64_t n, int64_t *begin, int64_t *end) {
+    const int64_t k = BONSAI_THREAD_ID(), nth = BONSAI_TEAM_SIZE();
+    *begin = n * k / nth;
+    *end = n * (k + 1) / nth;
+}
 
 #endif
