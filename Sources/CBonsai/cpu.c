@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <math.h>
 #include <string.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -239,7 +240,7 @@ static char features[128] = "generic";
 #ifdef BONSAI_X86
 // CPUID read directly (not __builtin_cpu_supports, whose runtime symbols not every toolchain links),
 // and XGETBV to check that the OS saves the wide registers.
-typedef struct { bool avx2, fma, f16c, avx512f, avx512bw, avx512vnni, avxvnni; } x86_caps;
+typedef struct { bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avxvnni; } x86_caps;
 
 static x86_caps x86_detect(void) {
     x86_caps c = {0};
@@ -257,6 +258,7 @@ static x86_caps x86_detect(void) {
     c.avx2 = ymm && (b7 & (1u << 5));
     c.avx512f = zmm && (b7 & (1u << 16));
     c.avx512bw = zmm && (b7 & (1u << 30));
+    c.avx512vl = zmm && (b7 & (1u << 31));
     c.avx512vnni = zmm && (c7 & (1u << 11));
     unsigned a71, b71, c71, d71;
     if (__get_cpuid_count(7, 1, &a71, &b71, &c71, &d71)) c.avxvnni = ymm && (a71 & (1u << 4));
@@ -274,6 +276,7 @@ static void simd_init_once(void) {
     if (caps.avxvnni) strcat(features, "AVX_VNNI ");
     if (caps.avx512f) strcat(features, "AVX512F ");
     if (caps.avx512bw) strcat(features, "AVX512BW ");
+    if (caps.avx512vl) strcat(features, "AVX512VL ");
     if (caps.avx512vnni) strcat(features, "AVX512_VNNI ");
     if (avx2) {
         bonsai_dot_f32 = dot_f32_avx2;
@@ -291,6 +294,14 @@ static void simd_init_once(void) {
             bonsai_register_avx2_dequant(bonsai_fast_dequant);
             bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked);
             bonsai_pack_act8x32_kernel = bonsai_pack_act8x32_avx2;
+            const bool evex = caps.avx512vnni && caps.avx512vl;
+            if ((evex || caps.avxvnni) && !getenv("BONSAI_NO_VNNI"))   // BONSAI_NO_VNNI=1: AVX2's, to compare
+                bonsai_register_vnni_gemm_unpacked(bonsai_gemm_unpacked, evex);
+#ifdef BONSAI_VNNI_EMULATED   // tools/cross_check: SIMDe's dpbusd on any AVX2 CPU (matmul_vnni.c)
+            const char *flavor = getenv("BONSAI_VNNI_EMULATED");
+            bonsai_register_vnni_gemm_unpacked(bonsai_gemm_unpacked, !flavor || strcmp(flavor, "avxvnni") != 0);
+            strcat(features, flavor && !strcmp(flavor, "avxvnni") ? "AVX_VNNI(emulated) " : "AVX512_VNNI(emulated) ");
+#endif
         }
     }
     if (!features[0]) strcpy(features, "SSE2");

@@ -406,101 +406,14 @@ AVX2 static void gemm4x4_q8_0(int64_t n, const void *w, size_t ws, const void *a
 }
 
 // ------------------------------------------------------------------------------- prompts: 4 rows × 8 tokens
-// Activations of 8 tokens interleaved by groups of 4 elements (unpacked.c): qs[j] holds, for k = 4j..4j+3,
-// the values of tokens 0..7 (32 bytes). A broadcast of 4 weight bytes against qs[j] gives, through one
-// maddubs + the int16 sum over j, each token's block product in its own lane: no horizontal sums.
-
-// Four unpacked rows × 8 tokens (unpacked.c): one broadcast of 4 weight bytes against 32 activation bytes
-// per maddubs, no per-call unpacking. The i16 sums are widened every 4 steps: 4 · 2 · 31 · 127 < 2^15.
-AVX2 static void gemm_u8(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
-    const bonsai_u8x4_block *w = wp;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i s[4];
-        for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
-        for (int half = 0; half < 2; half++) {
-            __m256i h[4];
-            for (int r = 0; r < 4; r++) h[r] = _mm256_setzero_si256();
-            for (int j = 4 * half; j < 4 * half + 4; j++) {
-                const __m256i x = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
-                for (int r = 0; r < 4; r++) {
-                    int32_t q4;
-                    memcpy(&q4, w[b].q[r] + 4 * j, 4);
-                    h[r] = _mm256_add_epi16(h[r], _mm256_maddubs_epi16(_mm256_set1_epi32(q4), x));
-                }
-            }
-            for (int r = 0; r < 4; r++) s[r] = _mm256_add_epi32(s[r], _mm256_madd_epi16(h[r], ones));
-        }
-        const __m256 da = _mm256_loadu_ps(a[b].d), sa = _mm256_loadu_ps(a[b].s);
-        for (int r = 0; r < 4; r++) {
-            const __m256 scale = _mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[r]), da);
-            acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s[r]), acc[r]);
-            acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[b].m[r]), sa, acc[r]);
-        }
-    }
-    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
-}
-
-// The same over 16-granular blocks (q2_K, q3_K, q6_K): each half has its own scale and offset, and
-// q < 64 allows only 2 steps in i16 (2 · 2 · 63 · 127 < 2^15).
-AVX2 static void gemm_u8h(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
-    const bonsai_u8x4h_block *w = wp;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < nb; b++) {
-        const __m256 da = _mm256_loadu_ps(a[b].d), s_lo = _mm256_loadu_ps(a[b].s_lo);
-        const __m256 s_half[2] = {s_lo, _mm256_sub_ps(_mm256_loadu_ps(a[b].s), s_lo)};
-        for (int half = 0; half < 2; half++) {
-            __m256i s[4];
-            for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
-            for (int j = 4 * half; j < 4 * half + 4; j += 2) {
-                const __m256i x0 = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
-                const __m256i x1 = _mm256_loadu_si256((const __m256i *)a[b].qs[j + 1]);
-                for (int r = 0; r < 4; r++) {
-                    int32_t q0, q1;
-                    memcpy(&q0, w[b].q[r] + 4 * j, 4);
-                    memcpy(&q1, w[b].q[r] + 4 * j + 4, 4);
-                    const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_set1_epi32(q0), x0),
-                                                       _mm256_maddubs_epi16(_mm256_set1_epi32(q1), x1));
-                    s[r] = _mm256_add_epi32(s[r], _mm256_madd_epi16(p, ones));
-                }
-            }
-            for (int r = 0; r < 4; r++) {
-                const __m256 scale = _mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[half][r]), da);
-                acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s[r]), acc[r]);
-                acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[b].m[half][r]), s_half[half], acc[r]);
-            }
-        }
-    }
-    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
-}
-
-// q8_0: weights are signed 8-bit, so maddubs (unsigned × signed) takes |w| and the activation with w's
-// sign, as ggml's q8_0 dot does; a pair of products reaches 2 · 128 · 127 < 2^15 and goes to i32 at once.
-AVX2 static void gemm_s8(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
-    const bonsai_s8x4_block *w = wp;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i s[4];
-        for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
-        for (int j = 0; j < 8; j++) {
-            const __m256i x = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
-            for (int r = 0; r < 4; r++) {
-                int32_t q4, a4;
-                memcpy(&q4, w[b].q[r] + 4 * j, 4);
-                memcpy(&a4, w[b].absq[r] + 4 * j, 4);
-                const __m256i p = _mm256_maddubs_epi16(_mm256_set1_epi32(a4), _mm256_sign_epi8(x, _mm256_set1_epi32(q4)));
-                s[r] = _mm256_add_epi32(s[r], _mm256_madd_epi16(p, ones));
-            }
-        }
-        const __m256 da = _mm256_loadu_ps(a[b].d);
-        for (int r = 0; r < 4; r++)
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[r]), da), _mm256_cvtepi32_ps(s[r]), acc[r]);
-    }
-    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
-}
+// AVX2 sums u8 × s8 products by pairs in i16 (maddubs), which stays exact within each kernel's bound, and
+// widens them to i32 (madd with ones); VNNI does both in one instruction (matmul_vnni.c).
+#define KERNEL_ISA AVX2
+#define KERNEL(name) name##_avx2
+#define PAIRS_ADD(p, u, s) _mm256_add_epi16((p), _mm256_maddubs_epi16((u), (s)))
+#define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), _mm256_madd_epi16((p), _mm256_set1_epi16(1)))
+#define PAIRS_DOT(acc, u, s) PAIRS_WIDEN((acc), _mm256_maddubs_epi16((u), (s)))
+#include "gemm_unpacked_x86.h"
 
 // bonsai_pack_act8x32 in AVX2, bit-identical to the portable loop (same products, amax, 1/d, and
 // round-to-nearest-even conversion): each token's 32 bytes in element order, then an 8 × 8 transpose of
@@ -550,9 +463,9 @@ AVX2 void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai
 }
 
 void bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked_fn table[BONSAI_UNPACKED_KINDS]) {
-    table[BONSAI_UNPACKED_U8] = gemm_u8;
-    table[BONSAI_UNPACKED_U8_HALVES] = gemm_u8h;
-    table[BONSAI_UNPACKED_S8] = gemm_s8;
+    table[BONSAI_UNPACKED_U8] = gemm_u8_avx2;
+    table[BONSAI_UNPACKED_U8_HALVES] = gemm_u8h_avx2;
+    table[BONSAI_UNPACKED_S8] = gemm_s8_avx2;
 }
 
 void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]) {

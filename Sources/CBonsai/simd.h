@@ -80,6 +80,8 @@ extern bonsai_gemm_unpacked_fn bonsai_gemm_unpacked[BONSAI_UNPACKED_KINDS];   //
 #if defined(__x86_64__)
 void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
 void bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked_fn table[BONSAI_UNPACKED_KINDS]);
+// The same kernels with dpbusd (matmul_vnni.c): evex, AVX512-VNNI + VL; else AVX-VNNI.
+void bonsai_register_vnni_gemm_unpacked(bonsai_gemm_unpacked_fn table[BONSAI_UNPACKED_KINDS], bool evex);
 #endif
 
 // Row dequantization by an ISA kernel, bit-identical to bonsai_dequantize_row; NULL: use the reference.

@@ -5,10 +5,12 @@ import XCTest
 /// and dequantizer bit-identical to this machine's, and int8 dots, matmuls (both math modes) and attention
 /// within the bounds these tests use. It found an x86-only guard missing around the AVX2 dequantizers (the
 /// target did not compile for arm64) and q4_K/q6_K quantizers whose bytes changed where clang may fuse
-/// a·b + c. Needs clang, gcc-aarch64-linux-gnu and qemu-user (.ci/run installs them): missing in CI, the
-/// test fails; elsewhere it is skipped with a message.
+/// a·b + c. The same script runs the VNNI prompt kernels on this AVX2-only machine through SIMDe's
+/// dpbusd and requires their matmul outputs to equal the AVX2 kernels' bit for bit (an operand swap or a
+/// dropped accumulator made it fail). Needs clang, gcc-aarch64-linux-gnu, qemu-user and libsimde-dev
+/// (.ci/run installs them): missing in CI, the test fails; elsewhere it is skipped with a message.
 final class CrossArchTests: XCTestCase {
-    func testArm64BuildAgreesWithThisMachine() throws {
+    func testArm64AndVNNIBuildsAgreeWithThisMachine() throws {
         #if os(Linux) && arch(x86_64)
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()

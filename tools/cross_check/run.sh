@@ -6,26 +6,43 @@
 # without), and requires every run to pass its checks and to print identical hashes of everything that
 # must be bit-exact.
 #
-#   apt-get install gcc-aarch64-linux-gnu qemu-user     # the arm64 C library, linker and emulator
+# No CPU here has VNNI, so a third build runs the VNNI prompt kernels (matmul_vnni.c) on this machine with
+# SIMDe's portable dpbusd, once per flavor (AVX512-VNNI, AVX-VNNI): its matmul outputs must equal the
+# AVX2 build's bit for bit, and its checks pass.
+#
+#   apt-get install gcc-aarch64-linux-gnu qemu-user libsimde-dev   # arm64 libc, linker, emulator; SIMDe
 #   tools/cross_check/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 for tool in clang gcc aarch64-linux-gnu-gcc qemu-aarch64; do
     command -v "$tool" >/dev/null || { echo "cross_check: $tool not found (apt-get install gcc-aarch64-linux-gnu qemu-user)" >&2; exit 2; }
 done
+[ -f /usr/include/simde/x86/avx512/dpbusd.h ] || { echo "cross_check: SIMDe not found (apt-get install libsimde-dev)" >&2; exit 2; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 flags=(-O3 -std=gnu11 -ffp-contract=on -fno-math-errno -Wall -Wno-unknown-pragmas -ISources/CBonsai/include -ISources/CBonsai)
-for arch in host arm64; do
+for arch in host vnni arm64; do
     target=(); [ "$arch" = arm64 ] && target=(--target=aarch64-linux-gnu --sysroot=/usr/aarch64-linux-gnu)
+    [ "$arch" = vnni ] && target=(-DBONSAI_VNNI_EMULATED)
     mkdir -p "$out/$arch"
     for f in Sources/CBonsai/*.c tools/cross_check/cross_check.c; do
-        clang "${target[@]}" "${flags[@]}" -c "$f" -o "$out/$arch/$(basename "$f" .c).o"
+        extra=(); [ "$arch" = vnni ] && [ "$(basename "$f")" = matmul_vnni.c ] && extra=(-mavx2 -mfma -mf16c)
+        clang "${target[@]}" "${extra[@]}" "${flags[@]}" -c "$f" -o "$out/$arch/$(basename "$f" .c).o"
     done
 done
 gcc "$out"/host/*.o -lm -o "$out/host/check"
+gcc "$out"/vnni/*.o -lm -o "$out/vnni/check"
 aarch64-linux-gnu-gcc "$out"/arm64/*.o -lm -o "$out/arm64/check"
-"$out/host/check" > "$out/host.txt"
+"$out/host/check" "$out/host-x86.txt" > "$out/host.txt"
+for flavor in avx512vnni avxvnni; do
+    BONSAI_VNNI_EMULATED=$flavor "$out/vnni/check" "$out/vnni-x86.txt" > "$out/vnni.txt" 2> "$out/vnni-log.txt" \
+        || { cat "$out/vnni-log.txt" >&2; echo "cross_check: the emulated $flavor build failed its checks" >&2; exit 1; }
+    grep -q "VNNI(emulated)" "$out/vnni-log.txt" || { echo "cross_check: the $flavor kernels were not chosen" >&2; exit 1; }
+    if ! diff "$out/host.txt" "$out/vnni.txt" || ! diff "$out/host-x86.txt" "$out/vnni-x86.txt"; then
+        echo "cross_check: the $flavor kernels (emulated) and AVX2's differ where results must be bit-exact" >&2
+        exit 1
+    fi
+done
 # Twice: qemu's default CPU has ARMv8.2's SDOT; a Cortex-A72 (ARMv8.0) takes the baseline kernels.
 for cpu in max cortex-a72; do
     qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu "$out/arm64/check" > "$out/arm64-$cpu.txt"
@@ -34,4 +51,5 @@ for cpu in max cortex-a72; do
         exit 1
     fi
 done
-echo "cross_check: host and arm64 (with and without SDOT) agree ($(wc -l < "$out/host.txt") hashed results)"
+echo "cross_check: host and arm64 (with and without SDOT) agree ($(wc -l < "$out/host.txt") hashed results);" \
+     "the VNNI kernels (emulated, both flavors) equal AVX2's ($(wc -l < "$out/host-x86.txt") hashed matmuls)"
