@@ -89,6 +89,28 @@ static inline __m256 exp256(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+// x[i] = exp(x[i] - max x) for i < n; returns the sum (8 lanes, then the tail in order).
+__attribute__((target("avx2,fma")))
+static float exp_sum_avx2(float *x, int64_t n) {
+    __m256 m8 = _mm256_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + j));
+    float maxv = hmax8(m8);
+    for (; j < n; j++) if (x[j] > maxv) maxv = x[j];
+    __m256 s8 = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= n; j += 8) {
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_set1_ps(maxv)));
+        _mm256_storeu_ps(x + j, e);
+        s8 = _mm256_add_ps(s8, e);
+    }
+    float sum = hsum8(s8);
+    for (; j < n; j++) {
+        x[j] = expf(x[j] - maxv);
+        sum += x[j];
+    }
+    return sum;
+}
+
 // gelu_new(x) = 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)),  u = sqrt(2/pi) (x + 0.044715 x^3)
 __attribute__((target("avx2,fma")))
 static void gelu_avx2(float *x, int64_t n) {
@@ -139,7 +161,6 @@ AVX2_KV static inline __m256 kv_load8(const void *p, bool f16, int64_t i) {
 AVX2_KV __attribute__((always_inline)) static inline void attend_avx2_kv(float *out, const float *q, const void *k,
         const void *v, int64_t n_keys, int64_t stride, int hd, float scale, float *att, bool f16) {
     const int nv = hd / 8;
-    float maxv = -INFINITY;
     int64_t j = 0;
     for (; j + 8 <= n_keys; j += 8) {
         __m256 a[8];
@@ -159,22 +180,7 @@ AVX2_KV __attribute__((always_inline)) static inline void attend_avx2_kv(float *
         for (int d = 0; d < hd; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), kv_load8(k, f16, j * stride + d), a);
         att[j] = hsum8(a) * scale;
     }
-    // softmax: scalar expf was an eighth of generation time with 1000 cached positions
-    __m256 m8 = _mm256_set1_ps(-INFINITY);
-    for (j = 0; j + 8 <= n_keys; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(att + j));
-    maxv = hmax8(m8);
-    for (; j < n_keys; j++) if (att[j] > maxv) maxv = att[j];
-    __m256 s8 = _mm256_setzero_ps();
-    for (j = 0; j + 8 <= n_keys; j += 8) {
-        const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(att + j), _mm256_set1_ps(maxv)));
-        _mm256_storeu_ps(att + j, e);
-        s8 = _mm256_add_ps(s8, e);
-    }
-    float sum = hsum8(s8);
-    for (; j < n_keys; j++) {
-        att[j] = expf(att[j] - maxv);
-        sum += att[j];
-    }
+    const float sum = exp_sum_avx2(att, n_keys);   // scalar expf was an eighth of generation time at 1000 positions
     __m256 o[16];
     for (int i = 0; i < nv; i++) o[i] = _mm256_setzero_ps();
     for (j = 0; j < n_keys; j++) {
@@ -203,6 +209,16 @@ AVX2_KV static void attend_avx2_f16(float *out, const float *q, const void *k, c
 }
 #endif
 
+static float exp_sum_generic(float *x, int64_t n) {
+    float maxv = -INFINITY, sum = 0.0f;
+    for (int64_t j = 0; j < n; j++) maxv = x[j] > maxv ? x[j] : maxv;
+    for (int64_t j = 0; j < n; j++) {
+        x[j] = expf(x[j] - maxv);
+        sum += x[j];
+    }
+    return sum;
+}
+
 static void gelu_backward_generic(float *dx, const float *x, const float *dout, int64_t n) {
     const float k = 0.7978845608028654f;
     for (int64_t i = 0; i < n; i++) {
@@ -229,6 +245,7 @@ bonsai_dot_fn bonsai_dot_f32 = dot_f32_generic;
 bonsai_axpy_fn bonsai_axpy_f32 = axpy_f32_generic;
 bonsai_gelu_fn bonsai_gelu_f32 = gelu_generic;
 bonsai_gelu_backward_fn bonsai_gelu_backward_f32 = gelu_backward_generic;
+bonsai_exp_sum_fn bonsai_exp_sum_f32 = exp_sum_generic;
 bonsai_attend_fn bonsai_attend_f32 = NULL, bonsai_attend_f16 = NULL;
 
 static void f32_to_f16_generic(const float *x, uint16_t *dst, int64_t n) {
@@ -283,6 +300,7 @@ static void simd_init_once(void) {
         bonsai_axpy_f32 = axpy_f32_avx2;
         bonsai_gelu_f32 = gelu_avx2;
         bonsai_gelu_backward_f32 = gelu_backward_avx2;
+        bonsai_exp_sum_f32 = exp_sum_avx2;
         bonsai_gemm_nn_f32 = bonsai_gemm_nn_avx2;
         bonsai_gemm_packed_f32 = bonsai_gemm_packed_avx2;
         if (caps.f16c) {

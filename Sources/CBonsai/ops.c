@@ -6,20 +6,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+// LayerNorm's sums run over 8 interleaved partial sums, then the tail in order: a fixed order, the same on
+// every CPU, that the compiler turns into vector adds (a single running sum stays scalar).
+static inline float lanes8_total(const float acc[8]) {
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+// Σ x[i]
+static float sum8(const float *x, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+    float s = lanes8_total(acc);
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+// Σ (x[i] - m)²
+static float sum8_sq_dev(const float *x, float m, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += (x[i + k] - m) * (x[i + k] - m);
+    float s = lanes8_total(acc);
+    for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
+    return s;
+}
+
 static void layernorm_rows(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
                            int64_t t0, int64_t t1, int64_t C, float eps) {
     for (int64_t t = t0; t < t1; t++) {
         const float *xt = x + t * C;
         float *ot = out + t * C;
-        float m = 0.0f;
-        for (int64_t i = 0; i < C; i++) m += xt[i];
-        m /= (float)C;
-        float var = 0.0f;
-        for (int64_t i = 0; i < C; i++) {
-            const float d = xt[i] - m;
-            var += d * d;
-        }
-        var /= (float)C;
+        const float m = sum8(xt, C) / (float)C;
+        const float var = sum8_sq_dev(xt, m, C) / (float)C;
         const float rs = 1.0f / sqrtf(var + eps);
         for (int64_t i = 0; i < C; i++) ot[i] = (xt[i] - m) * rs * w[i] + b[i];
         if (mean) mean[t] = m;
@@ -52,8 +73,16 @@ void bonsai_layernorm_backward(float *dx, const float *dout, const float *x, con
     for (int64_t t = 0; t < T; t++) {
         const float *xt = x + t * C, *dt = dout + t * C;
         const float m = mean[t], rs = rstd[t];
-        float g_mean = 0.0f, gx_mean = 0.0f;
-        for (int64_t i = 0; i < C; i++) {
+        float g_acc[8] = {0}, gx_acc[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= C; i += 8)
+            for (int k = 0; k < 8; k++) {
+                const float g = dt[i + k] * w[i + k];
+                g_acc[k] += g;
+                gx_acc[k] += g * (xt[i + k] - m) * rs;
+            }
+        float g_mean = lanes8_total(g_acc), gx_mean = lanes8_total(gx_acc);
+        for (; i < C; i++) {
             const float g = dt[i] * w[i];
             g_mean += g;
             gx_mean += g * (xt[i] - m) * rs;
@@ -99,17 +128,21 @@ void bonsai_gelu_backward(float *dx, const float *x, const float *dout, int64_t 
 static void rope_neox(float *x, int64_t T, int64_t stride, int n_head, int head_dim, int rot_dim,
                       float theta, int64_t pos0, float sign) {
     const int half = rot_dim / 2;
+    float inv_freq[half], c[half], s[half];
+    for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)rot_dim);
     for (int64_t t = 0; t < T; t++) {
         const float pos = (float)(pos0 + t);
         for (int i = 0; i < half; i++) {
-            const float inv_freq = 1.0f / powf(theta, (float)(2 * i) / (float)rot_dim);
-            const float angle = pos * inv_freq;
-            const float c = cosf(angle), s = sign * sinf(angle);
-            for (int h = 0; h < n_head; h++) {
-                float *v = x + t * stride + (int64_t)h * head_dim;
+            const float angle = pos * inv_freq[i];
+            c[i] = cosf(angle);
+            s[i] = sign * sinf(angle);
+        }
+        for (int h = 0; h < n_head; h++) {   // over i: contiguous, so vector code
+            float *v = x + t * stride + (int64_t)h * head_dim;
+            for (int i = 0; i < half; i++) {
                 const float x0 = v[i], x1 = v[i + half];
-                v[i] = x0 * c - x1 * s;
-                v[i + half] = x1 * c + x0 * s;
+                v[i] = x0 * c[i] - x1 * s[i];
+                v[i + half] = x1 * c[i] + x0 * s[i];
             }
         }
     }
@@ -139,10 +172,8 @@ static void transpose(float *dst, const void *src, bool f16, int64_t rows, int64
 
 // One row of scores p[n] in place: softmax(scale · p) over the first n_keys, zeros after (the causal mask).
 static void causal_softmax_row(float *p, int64_t n_keys, int64_t n, float scale) {
-    float maxv = -INFINITY, sum = 0.0f;
-    for (int64_t j = 0; j < n_keys; j++) { p[j] *= scale; maxv = p[j] > maxv ? p[j] : maxv; }
-    for (int64_t j = 0; j < n_keys; j++) { p[j] = expf(p[j] - maxv); sum += p[j]; }
-    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n_keys; j++) p[j] *= scale;
+    const float inv = 1.0f / bonsai_exp_sum_f32(p, n_keys);
     for (int64_t j = 0; j < n_keys; j++) p[j] *= inv;
     for (int64_t j = n_keys; j < n; j++) p[j] = 0.0f;
 }
@@ -214,19 +245,11 @@ static void attend_query(float *out, const float *q, int64_t q_stride, const voi
         return;
     }
     float row[head_dim];   // a key or value row as f32
-    float maxv = -INFINITY;
     for (int64_t j = 0; j < n_keys; j++) {
         for (int i = 0; i < head_dim; i++) row[i] = kv_at(k_cache, f16, j * row_stride + hoff + i);
-        const float s = bonsai_dot_f32(qh, row, head_dim) * scale;
-        att[j] = s;
-        if (s > maxv) maxv = s;
+        att[j] = bonsai_dot_f32(qh, row, head_dim) * scale;
     }
-    float sum = 0.0f;
-    for (int64_t j = 0; j < n_keys; j++) {
-        att[j] = expf(att[j] - maxv);
-        sum += att[j];
-    }
-    const float inv = 1.0f / sum;
+    const float inv = 1.0f / bonsai_exp_sum_f32(att, n_keys);
     memset(oh, 0, (size_t)head_dim * sizeof(float));
     for (int64_t j = 0; j < n_keys; j++) {
         for (int i = 0; i < head_dim; i++) row[i] = kv_at(v_cache, f16, j * row_stride + hoff + i);

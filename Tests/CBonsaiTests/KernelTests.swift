@@ -301,8 +301,8 @@ final class UnpackedMatmulTests: XCTestCase {
     }
 }
 
-/// The vectorized gelu_new (x / (1 + e^(-2u)) with a polynomial exp) against the tanh formula in double:
-/// relative error ≤ 1e-6 (the fp32 rounding of the formula itself is ~1e-7).
+/// The vectorized ops against double: gelu_new (x / (1 + e^(-2u)) with a polynomial exp) against the tanh
+/// formula, relative error ≤ 1e-6 (the fp32 rounding of the formula itself is ~1e-7); LayerNorm.
 final class OpsTests: XCTestCase {
     func testGeluMatchesTanhFormula() {
         var x = (0 ..< 20001).map { Float($0 - 10000) / 1000 }   // -10 ... 10
@@ -315,6 +315,35 @@ final class OpsTests: XCTestCase {
         bonsai_gelu_forward(&y, Int64(y.count))
         for i in x.indices {
             XCTAssertEqual(Double(y[i]), ref[i], accuracy: 1e-6 * max(1, abs(ref[i])), "gelu(\(x[i]))")
+        }
+    }
+
+    /// LayerNorm (8-lane partial sums, two passes) against double, for PHI-2's 2560 and 37 (a tail of 5
+    /// after the lanes), rows centred at 3 so a one-pass variance would lose digits, and 6 rows (> 4: the
+    /// threaded path). Tolerance 1e-5 of |w·x̂| + |b| + 1e-6: f32 sums of 2560 terms near 3 carry ~1e-6
+    /// relative error into the mean; the mean, rstd outputs to 1e-5 relative.
+    func testLayerNormMatchesDouble() {
+        var rng = SplitMix(seed: 11)
+        for C in [2560, 37] {
+            let T = 6
+            let x = (0 ..< T * C).map { _ in 3 + Float.random(in: -1 ... 1, using: &rng) }
+            let w = (0 ..< C).map { _ in Float.random(in: 0.5 ... 1.5, using: &rng) }
+            let b = (0 ..< C).map { _ in Float.random(in: -0.5 ... 0.5, using: &rng) }
+            var out = [Float](repeating: 0, count: T * C), mean = [Float](repeating: 0, count: T)
+            var rstd = [Float](repeating: 0, count: T)
+            bonsai_layernorm_forward(&out, &mean, &rstd, x, w, b, Int64(T), Int64(C), 1e-5)
+            for t in 0 ..< T {
+                let row = x[t * C ..< (t + 1) * C].map(Double.init)
+                let m = row.reduce(0, +) / Double(C)
+                let rs = 1 / (row.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(C) + 1e-5).squareRoot()
+                XCTAssertEqual(Double(mean[t]), m, accuracy: 1e-5 * abs(m), "mean, C = \(C)")
+                XCTAssertEqual(Double(rstd[t]), rs, accuracy: 1e-5 * rs, "rstd, C = \(C)")
+                for i in 0 ..< C {
+                    let xhat = (row[i] - m) * rs, ref = xhat * Double(w[i]) + Double(b[i])
+                    XCTAssertEqual(Double(out[t * C + i]), ref, accuracy: 1e-5 * (abs(xhat * Double(w[i])) + abs(Double(b[i]))) + 1e-6,
+                                   "layernorm, C = \(C), row \(t), \(i)")
+                }
+            }
         }
     }
 }
