@@ -128,6 +128,7 @@ void bonsai_gelu_backward(float *dx, const float *x, const float *dout, int64_t 
 static void rope_neox(float *x, int64_t T, int64_t stride, int n_head, int head_dim, int rot_dim,
                       float theta, int64_t pos0, float sign) {
     const int half = rot_dim / 2;
+    if (half <= 0) return;   // nothing rotates (and no zero-length arrays)
     float inv_freq[half], c[half], s[half];
     for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(theta, (float)(2 * i) / (float)rot_dim);
     for (int64_t t = 0; t < T; t++) {
