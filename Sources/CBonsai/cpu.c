@@ -307,17 +307,17 @@ static void simd_init_once(void) {
             bonsai_attend_f32 = attend_avx2;
             bonsai_attend_f16 = attend_avx2_f16;
             bonsai_f32_to_f16_row = f32_to_f16_f16c;
-            bonsai_register_avx2_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_act);
-            bonsai_register_avx2_gemm(bonsai_fast_gemm4x4);
+            bonsai_register_avx2_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_act, bonsai_fast_gemm4x4,
+                                         bonsai_gemm_unpacked);
             bonsai_register_avx2_dequant(bonsai_fast_dequant);
-            bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked);
             bonsai_pack_act8x32_kernel = bonsai_pack_act8x32_avx2;
             const bool evex = caps.avx512vnni && caps.avx512vl;
             if ((evex || caps.avxvnni) && !getenv("BONSAI_NO_VNNI"))   // BONSAI_NO_VNNI=1: AVX2's, to compare
-                bonsai_register_vnni_gemm_unpacked(bonsai_gemm_unpacked, evex);
+                bonsai_register_vnni_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_gemm4x4, bonsai_gemm_unpacked, evex);
 #ifdef BONSAI_VNNI_EMULATED   // tools/cross_check: SIMDe's dpbusd on any AVX2 CPU (matmul_vnni.c)
             const char *flavor = getenv("BONSAI_VNNI_EMULATED");
-            bonsai_register_vnni_gemm_unpacked(bonsai_gemm_unpacked, !flavor || strcmp(flavor, "avxvnni") != 0);
+            bonsai_register_vnni_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_gemm4x4, bonsai_gemm_unpacked,
+                                         !flavor || strcmp(flavor, "avxvnni") != 0);
             strcat(features, flavor && !strcmp(flavor, "avxvnni") ? "AVX_VNNI(emulated) " : "AVX512_VNNI(emulated) ");
 #endif
         }

@@ -3,6 +3,7 @@
 // Each kernel computes what bonsai_vec_dot_ref computes (dequantize both, multiply, sum) with integer
 // products: maddubs (u8 × s8 → pairs in i16), madd (i16 → i32, folding in a sub-block scale where the
 // type has one), and one float multiply per block by the two block scales. Tested against the reference.
+// q4_0's and q8_0's dots and the prompt kernels are int8_x86.h's, compiled here at the AVX2 level.
 #include "bonsai.h"
 #include "simd.h"
 #include "kscales.h"
@@ -10,22 +11,7 @@
 #include <string.h>
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-// How far ahead of the current block the decode kernels prefetch weight rows. Each thread's rows are
-// contiguous, so this runs ahead into the next rows too. Generation on the full-size q4_0 file, 1 thread:
-// 4.7-4.9 tokens/s at 768 bytes, 6.3-6.6 at 3072, lower again at 6144.
-enum { PREFETCH_BYTES = 3072 };
-
-AVX2 static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#include "x86_common.h"
 
 AVX2 static inline int hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -38,127 +24,6 @@ AVX2 static inline int hsum_epi32(__m256i v) {
 AVX2 static inline __m256i nibbles32(const uint8_t *p) {
     const __m128i t = _mm_loadu_si128((const __m128i *)p);
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f));
-}
-
-// ------------------------------------------------------------------------------- q4_0 · q8_0
-// Reads the activation as bonsai_q4_0_act8 (act_layout.c), made once per token. Per pair of blocks: one
-// 32-byte load of both blocks' nibbles; two maddubs against lo/hi, whose sum fits i16 (2 · 2·15·127);
-// madd to i32 lanes (4 per block); one convert and one FMA by the two blocks' d_w·d_y. A group's 8 weight
-// scales are converted together and spread to the pairs' lanes by a permute; q4_0's offset (q − 8) is one
-// FMA per group: Σ_b d_w·d_y·8Σy. This does per block about 10 operations where a q8_0-activation dot does 17 (two scale
-// conversions, a product and a broadcast per block; maddubs by 8 for the offset), which is what held
-// q4_0 generation below the memory bandwidth.
-// A row's running sums, one group of 8 blocks, and the result with a last partial group: the one-row and
-// four-row dots share them, so a row gets the same result from either.
-typedef struct { __m256 acc[2], offset; } q4_0_sums;
-
-AVX2 static inline void q4_0_group(q4_0_sums *sum, const block_q4_0 *x, const bonsai_q4_0_act8 *a) {
-    const __m256i low4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-    const __m256i spread[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
-                               _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
-    _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
-    _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
-    _mm_prefetch((const char *)x + PREFETCH_BYTES + 128, _MM_HINT_T0);
-    const __m128i dw = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,
-                                      (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
-    const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
-    sum->offset = _mm256_fmadd_ps(s, _mm256_loadu_ps(a->c), sum->offset);
-    for (int j = 0; j < 4; j++) {
-        const __m256i v = _mm256_loadu2_m128i((const __m128i *)x[2 * j + 1].qs, (const __m128i *)x[2 * j].qs);
-        const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-        const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)a->lo[j])),
-                                           _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)a->hi[j])));
-        const __m256i q = _mm256_madd_epi16(p, ones);
-        sum->acc[j & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_permutevar8x32_ps(s, spread[j]), sum->acc[j & 1]);
-    }
-}
-
-// x, a: the row's and the activation's last (partial) group, of `tail` blocks.
-AVX2 static inline float q4_0_result(q4_0_sums sums, const block_q4_0 *x, const bonsai_q4_0_act8 *a, int64_t tail) {
-    float sum = hsum_ps(_mm256_sub_ps(_mm256_add_ps(sums.acc[0], sums.acc[1]), sums.offset));
-    for (int64_t i = 0; i < tail; i++) {   // the partial group's blocks one at a time
-        const int j = (int)i / 2, h = (int)i % 2;
-        const __m128i t = _mm_loadu_si128((const __m128i *)x[i].qs), m = _mm_set1_epi8(0x0f);
-        const __m128i lo = _mm_and_si128(t, m), hi = _mm_and_si128(_mm_srli_epi16(t, 4), m);
-        const __m128i p = _mm_add_epi16(_mm_maddubs_epi16(lo, _mm_loadu_si128((const __m128i *)(a->lo[j] + 16 * h))),
-                                        _mm_maddubs_epi16(hi, _mm_loadu_si128((const __m128i *)(a->hi[j] + 16 * h))));
-        __m128i q = _mm_madd_epi16(p, _mm_set1_epi16(1));
-        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(1, 0, 3, 2)));
-        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1)));
-        sum += h2f(x[i].d) * a->d[i] * ((float)_mm_cvtsi128_si32(q) - a->c[i]);
-    }
-    return sum;
-}
-
-AVX2 static float dot_q4_0_act8(int64_t n, const void *w, const void *act) {
-    const block_q4_0 *x = w;
-    const bonsai_q4_0_act8 *a = act;
-    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
-    q4_0_sums s = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, _mm256_setzero_ps()};
-    for (int64_t g = 0; g < ng; g++) q4_0_group(&s, x + 8 * g, a + g);
-    return q4_0_result(s, x + 8 * ng, a + ng, nb - 8 * ng);
-}
-
-// Four rows, w_stride bytes apart; the activation's group is read from L1 once per row.
-AVX2 static void dot4_q4_0_act8(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
-    const bonsai_q4_0_act8 *a = act;
-    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
-    const block_q4_0 *x[4];
-    q4_0_sums s[4];
-    for (int r = 0; r < 4; r++) {
-        x[r] = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride);
-        s[r] = (q4_0_sums){{_mm256_setzero_ps(), _mm256_setzero_ps()}, _mm256_setzero_ps()};
-    }
-    for (int64_t g = 0; g < ng; g++)
-        for (int r = 0; r < 4; r++) q4_0_group(&s[r], x[r] + 8 * g, a + g);
-    for (int r = 0; r < 4; r++) out[r] = q4_0_result(s[r], x[r] + 8 * ng, a + ng, nb - 8 * ng);
-}
-
-// ------------------------------------------------------------------------------- q8_0 · q8_0
-// s8 × s8 through maddubs: |x| × (y with x's sign). One block into acc; the one-row and four-row dots
-// share it, even blocks into one accumulator and odd into another, so a row gets the same result from either.
-AVX2 static inline __m256 q8_0_step(__m256 acc, const block_q8_0 *x, const block_q8_0 *y) {
-    const __m256i xq = _mm256_loadu_si256((const __m256i *)x->qs), yq = _mm256_loadu_si256((const __m256i *)y->qs);
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(xq, xq), _mm256_sign_epi8(yq, xq)),
-                                        _mm256_set1_epi16(1));
-    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * h2f(y->d)), _mm256_cvtepi32_ps(p), acc);
-}
-
-AVX2 static inline void q8_0_prefetch(const block_q8_0 *x) {   // per two blocks (68 bytes)
-    _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
-    _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
-}
-
-AVX2 static float dot_q8_0_q8_0(int64_t n, const void *w, const void *a) {
-    const block_q8_0 *x = w;
-    const block_q8_0 *y = a;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const int64_t nb = n / BONSAI_QK;
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        q8_0_prefetch(x + i);
-        acc0 = q8_0_step(acc0, &x[i], &y[i]);
-        acc1 = q8_0_step(acc1, &x[i + 1], &y[i + 1]);
-    }
-    if (i < nb) acc0 = q8_0_step(acc0, &x[i], &y[i]);
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
-}
-
-// Four rows, w_stride bytes apart.
-AVX2 static void dot4_q8_0_q8_0(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    const block_q8_0 *y = a;
-    const block_q8_0 *x[4];
-    __m256 acc[4][2];
-    for (int r = 0; r < 4; r++) {
-        x[r] = (const block_q8_0 *)((const char *)w + (size_t)r * w_stride);
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    }
-    for (int64_t i = 0; i < n / BONSAI_QK; i++)
-        for (int r = 0; r < 4; r++) {
-            if (!(i & 1)) q8_0_prefetch(x[r] + i);
-            acc[r][i & 1] = q8_0_step(acc[r][i & 1], &x[r][i], &y[i]);
-        }
-    for (int r = 0; r < 4; r++) out[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
 }
 
 // ------------------------------------------------------------------------------- q4_K · q8_K
@@ -373,39 +238,7 @@ AVX2 static void dot4_q6_K_q8_K(int64_t n, const void *w, size_t w_stride, const
     for (int r = 0; r < 4; r++) out[r] = hsum_ps(acc[r]);
 }
 
-// ------------------------------------------------------------------------------- 4 rows × 4 tokens
-// Prompt processing: each weight block is unpacked once and used for four tokens; the four tokens'
-// eight-lane partial sums are folded into one vector (hadd) so that the block scales cost one multiply.
-
-// [p0, p1, p2, p3] (8 × i32 each) → (Σp0, Σp1, Σp2, Σp3)
-AVX2 static inline __m128i reduce4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
-    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-    return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-}
-
-AVX2 static void gemm4x4_q8_0(int64_t n, const void *w, size_t ws, const void *a, size_t as, float out[4][4]) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    const block_q8_0 *y[4];
-    for (int c = 0; c < 4; c++) y[c] = (const block_q8_0 *)((const char *)a + c * as);
-    const block_q8_0 *x[4];
-    for (int r = 0; r < 4; r++) x[r] = (const block_q8_0 *)((const char *)w + r * ws);
-    __m128 acc[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
-    for (int64_t b = 0; b < n / BONSAI_QK; b++) {
-        __m256i yv[4];
-        for (int c = 0; c < 4; c++) yv[c] = _mm256_loadu_si256((const __m256i *)y[c][b].qs);
-        const __m128 dy = _mm_set_ps(h2f(y[3][b].d), h2f(y[2][b].d), h2f(y[1][b].d), h2f(y[0][b].d));
-        for (int r = 0; r < 4; r++) {
-            const __m256i q = _mm256_loadu_si256((const __m256i *)x[r][b].qs), aq = _mm256_sign_epi8(q, q);
-            __m256i p[4];
-            for (int c = 0; c < 4; c++) p[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yv[c], q)), ones);
-            const __m128 s = _mm_cvtepi32_ps(reduce4(p[0], p[1], p[2], p[3]));
-            acc[r] = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(h2f(x[r][b].d)), dy), s, acc[r]);
-        }
-    }
-    for (int r = 0; r < 4; r++) _mm_storeu_ps(out[r], acc[r]);
-}
-
-// ------------------------------------------------------------------------------- prompts: 4 rows × 8 tokens
+// ------------------------------------------------------------------------------- int8_x86.h at AVX2
 // AVX2 sums u8 × s8 products by pairs in i16 (maddubs), which stays exact within each kernel's bound, and
 // widens them to i32 (madd with ones); VNNI does both in one instruction (matmul_vnni.c).
 #define KERNEL_ISA AVX2
@@ -413,7 +246,7 @@ AVX2 static void gemm4x4_q8_0(int64_t n, const void *w, size_t ws, const void *a
 #define PAIRS_ADD(p, u, s) _mm256_add_epi16((p), _mm256_maddubs_epi16((u), (s)))
 #define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), _mm256_madd_epi16((p), _mm256_set1_epi16(1)))
 #define PAIRS_DOT(acc, u, s) PAIRS_WIDEN((acc), _mm256_maddubs_epi16((u), (s)))
-#include "gemm_unpacked_x86.h"
+#include "int8_x86.h"
 
 // bonsai_pack_act8x32 in AVX2, bit-identical to the portable loop (same products, amax, 1/d, and
 // round-to-nearest-even conversion): each token's 32 bytes in element order, then an 8 × 8 transpose of
@@ -462,32 +295,20 @@ AVX2 void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai
     }
 }
 
-void bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked_fn table[BONSAI_UNPACKED_KINDS]) {
-    table[BONSAI_UNPACKED_U8] = gemm_u8_avx2;
-    table[BONSAI_UNPACKED_U8_HALVES] = gemm_u8h_avx2;
-    table[BONSAI_UNPACKED_S8] = gemm_s8_avx2;
-}
-
-void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]) {
-    table[BONSAI_TYPE_Q8_0] = gemm4x4_q8_0;
-}
-
-void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn table4[BONSAI_TYPE_COUNT],
-                                  bonsai_act_layout acts[BONSAI_TYPE_COUNT]) {
-    table4[BONSAI_TYPE_Q8_0] = dot4_q8_0_q8_0;
-    table4[BONSAI_TYPE_Q4_0] = dot4_q4_0_act8;
-    table4[BONSAI_TYPE_Q4_K] = dot4_q4_K_q8_K;
-    table4[BONSAI_TYPE_Q5_K] = dot4_q5_K_q8_K;
-    table4[BONSAI_TYPE_Q6_K] = dot4_q6_K_q8_K;
-    table[BONSAI_TYPE_Q4_0] = dot_q4_0_act8;
+void bonsai_register_avx2_kernels(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
+                                  bonsai_act_layout acts[BONSAI_TYPE_COUNT], bonsai_gemm4x4_fn gemm4x4[BONSAI_TYPE_COUNT],
+                                  bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS]) {
+    register_int8_avx2(dot, dot4, gemm4x4, gemm);
     acts[BONSAI_TYPE_Q4_0] = (bonsai_act_layout){bonsai_q4_0_act_size, bonsai_q4_0_act_make};
-    table[BONSAI_TYPE_Q8_0] = dot_q8_0_q8_0;
-    table[BONSAI_TYPE_Q4_K] = dot_q4_K_q8_K;
-    table[BONSAI_TYPE_Q6_K] = dot_q6_K_q8_K;
-    table[BONSAI_TYPE_Q5_K] = dot_q5_K_q8_K;
-    table[BONSAI_TYPE_Q5_0] = dot_q5_0_q8_0;
-    table[BONSAI_TYPE_Q4_1] = dot_q4_1_q8_1;
-    table[BONSAI_TYPE_Q5_1] = dot_q5_1_q8_1;
+    dot4[BONSAI_TYPE_Q4_K] = dot4_q4_K_q8_K;
+    dot4[BONSAI_TYPE_Q5_K] = dot4_q5_K_q8_K;
+    dot4[BONSAI_TYPE_Q6_K] = dot4_q6_K_q8_K;
+    dot[BONSAI_TYPE_Q4_K] = dot_q4_K_q8_K;
+    dot[BONSAI_TYPE_Q6_K] = dot_q6_K_q8_K;
+    dot[BONSAI_TYPE_Q5_K] = dot_q5_K_q8_K;
+    dot[BONSAI_TYPE_Q5_0] = dot_q5_0_q8_0;
+    dot[BONSAI_TYPE_Q4_1] = dot_q4_1_q8_1;
+    dot[BONSAI_TYPE_Q5_1] = dot_q5_1_q8_1;
 }
 
 // ---------------------------------------------------------------------------- dequantization

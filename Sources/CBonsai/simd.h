@@ -79,9 +79,6 @@ typedef void (*bonsai_gemm_unpacked_fn)(int64_t nb, const void *w, const bonsai_
 extern bonsai_gemm_unpacked_fn bonsai_gemm_unpacked[BONSAI_UNPACKED_KINDS];   // per kind; NULL: no kernel
 #if defined(__x86_64__)
 void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
-void bonsai_register_avx2_gemm_unpacked(bonsai_gemm_unpacked_fn table[BONSAI_UNPACKED_KINDS]);
-// The same kernels with dpbusd (matmul_vnni.c): evex, AVX512-VNNI + VL; else AVX-VNNI.
-void bonsai_register_vnni_gemm_unpacked(bonsai_gemm_unpacked_fn table[BONSAI_UNPACKED_KINDS], bool evex);
 #endif
 
 // Row dequantization by an ISA kernel, bit-identical to bonsai_dequantize_row; NULL: use the reference.
@@ -95,9 +92,13 @@ void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT],
 #endif
 #if defined(__x86_64__)
 void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]);
-void bonsai_register_avx2_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn table4[BONSAI_TYPE_COUNT],
-                                  bonsai_act_layout acts[BONSAI_TYPE_COUNT]);
-void bonsai_register_avx2_gemm(bonsai_gemm4x4_fn table[BONSAI_TYPE_COUNT]);
+void bonsai_register_avx2_kernels(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
+                                  bonsai_act_layout acts[BONSAI_TYPE_COUNT], bonsai_gemm4x4_fn gemm4x4[BONSAI_TYPE_COUNT],
+                                  bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS]);
+// int8_x86.h's kernels with dpbusd (matmul_vnni.c) in place of AVX2's: evex, AVX512-VNNI + VL; else AVX-VNNI.
+void bonsai_register_vnni_kernels(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
+                                  bonsai_gemm4x4_fn gemm4x4[BONSAI_TYPE_COUNT],
+                                  bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS], bool evex);
 #endif
 
 // x[i] = gelu_new(x[i])

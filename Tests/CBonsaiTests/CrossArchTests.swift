@@ -5,9 +5,9 @@ import XCTest
 /// and dequantizer bit-identical to this machine's, and int8 dots, matmuls (both math modes) and attention
 /// within the bounds these tests use. It found an x86-only guard missing around the AVX2 dequantizers (the
 /// target did not compile for arm64) and q4_K/q6_K quantizers whose bytes changed where clang may fuse
-/// a·b + c. The same script runs the VNNI prompt kernels on this AVX2-only machine through SIMDe's
+/// a·b + c. The same script runs the VNNI kernels (q4_0/q8_0 dots, prompt kernels) on this AVX2-only machine through SIMDe's
 /// dpbusd and requires their matmul outputs to equal the AVX2 kernels' bit for bit (an operand swap or a
-/// dropped accumulator made it fail). Needs clang, gcc-aarch64-linux-gnu, qemu-user and libsimde-dev
+/// dropped accumulator in the prompt kernels, an extra 1 in the q8_0 dot's sums, made it fail). Needs clang, gcc-aarch64-linux-gnu, qemu-user and libsimde-dev
 /// (.ci/run installs them): missing in CI, the test fails; elsewhere it is skipped with a message.
 final class CrossArchTests: XCTestCase {
     func testArm64AndVNNIBuildsAgreeWithThisMachine() throws {

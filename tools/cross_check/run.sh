@@ -6,7 +6,7 @@
 # without), and requires every run to pass its checks and to print identical hashes of everything that
 # must be bit-exact.
 #
-# No CPU here has VNNI, so a third build runs the VNNI prompt kernels (matmul_vnni.c) on this machine with
+# No CPU here has VNNI, so a third build runs the VNNI kernels (matmul_vnni.c) on this machine with
 # SIMDe's portable dpbusd, once per flavor (AVX512-VNNI, AVX-VNNI): its matmul outputs must equal the
 # AVX2 build's bit for bit, and its checks pass.
 #

@@ -1,0 +1,247 @@
+// int8_x86.h — internal: the x86 int8 kernels built on u8 × s8 products, written once and compiled per
+// level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's q4_0 and q8_0 dots
+// (one row and four), q8_0's 4 × 4 prompt kernel, and the prompt kernels over unpacked weights (4 rows ×
+// 8 tokens). Shared helpers: x86_common.h. The includer defines, and this file undefines at its end:
+//   KERNEL_ISA            the kernels' target attribute
+//   KERNEL(name)          a kernel's name at this level
+//   PAIRS_ADD(p, u, s)    p + the products u8 u × s8 s, summed by four into i32 lanes or by two into i16
+//                         lanes (the level's choice; the caller's bounds keep i16 sums exact)
+//   PAIRS_WIDEN(acc, p)   acc (i32 lanes) + p, whatever PAIRS_ADD left p in
+//   PAIRS_DOT(acc, u, s)  PAIRS_WIDEN(acc, PAIRS_ADD(0, u, s))
+// Every level computes the same i32 sums exactly and the same float operations after them, so its outputs
+// are bit-identical to AVX2's (tools/cross_check runs the VNNI kernels through SIMDe to check that).
+// The K types' dots stay in matmul_avx2.c: their madd folds in sub-block scales, not ones.
+
+// ------------------------------------------------------------------------------- q4_0 · q8_0
+// Reads the activation as bonsai_q4_0_act8 (act_layout.c), made once per token. Per pair of blocks: one
+// 32-byte load of both blocks' nibbles; two maddubs against lo/hi, whose sum fits i16 (2 · 2·15·127);
+// madd to i32 lanes (4 per block); one convert and one FMA by the two blocks' d_w·d_y. A group's 8 weight
+// scales are converted together and spread to the pairs' lanes by a permute; q4_0's offset (q − 8) is one
+// FMA per group: Σ_b d_w·d_y·8Σy. This does per block about 10 operations where a q8_0-activation dot does 17 (two scale
+// conversions, a product and a broadcast per block; maddubs by 8 for the offset), which is what held
+// q4_0 generation below the memory bandwidth.
+// A row's running sums, one group of 8 blocks, and the result with a last partial group: the one-row and
+// four-row dots share them, so a row gets the same result from either.
+KERNEL_ISA static inline void KERNEL(q4_0_group)(q4_0_sums *sum, const block_q4_0 *x, const bonsai_q4_0_act8 *a) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f);
+    const __m256i spread[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+                               _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+    _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
+    _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
+    _mm_prefetch((const char *)x + PREFETCH_BYTES + 128, _MM_HINT_T0);
+    const __m128i dw = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,
+                                      (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
+    const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
+    sum->offset = _mm256_fmadd_ps(s, _mm256_loadu_ps(a->c), sum->offset);
+    for (int j = 0; j < 4; j++) {
+        const __m256i v = _mm256_loadu2_m128i((const __m128i *)x[2 * j + 1].qs, (const __m128i *)x[2 * j].qs);
+        const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        const __m256i p = PAIRS_ADD(PAIRS_ADD(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)a->lo[j])),
+                                    hi, _mm256_loadu_si256((const __m256i *)a->hi[j]));
+        const __m256i q = PAIRS_WIDEN(_mm256_setzero_si256(), p);
+        sum->acc[j & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_permutevar8x32_ps(s, spread[j]), sum->acc[j & 1]);
+    }
+}
+
+KERNEL_ISA static float KERNEL(dot_q4_0_act8)(int64_t n, const void *w, const void *act) {
+    const block_q4_0 *x = w;
+    const bonsai_q4_0_act8 *a = act;
+    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
+    q4_0_sums s = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, _mm256_setzero_ps()};
+    for (int64_t g = 0; g < ng; g++) KERNEL(q4_0_group)(&s, x + 8 * g, a + g);
+    return q4_0_result(s, x + 8 * ng, a + ng, nb - 8 * ng);
+}
+
+// Four rows, w_stride bytes apart; the activation's group is read from L1 once per row.
+KERNEL_ISA static void KERNEL(dot4_q4_0_act8)(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
+    const bonsai_q4_0_act8 *a = act;
+    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
+    const block_q4_0 *x[4];
+    q4_0_sums s[4];
+    for (int r = 0; r < 4; r++) {
+        x[r] = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride);
+        s[r] = (q4_0_sums){{_mm256_setzero_ps(), _mm256_setzero_ps()}, _mm256_setzero_ps()};
+    }
+    for (int64_t g = 0; g < ng; g++)
+        for (int r = 0; r < 4; r++) KERNEL(q4_0_group)(&s[r], x[r] + 8 * g, a + g);
+    for (int r = 0; r < 4; r++) out[r] = q4_0_result(s[r], x[r] + 8 * ng, a + ng, nb - 8 * ng);
+}
+
+// ------------------------------------------------------------------------------- q8_0 · q8_0
+// s8 × s8 as u8 × s8: |x| × (y with x's sign). One block into acc; the one-row and four-row dots
+// share it, even blocks into one accumulator and odd into another, so a row gets the same result from either.
+KERNEL_ISA static inline __m256 KERNEL(q8_0_step)(__m256 acc, const block_q8_0 *x, const block_q8_0 *y) {
+    const __m256i xq = _mm256_loadu_si256((const __m256i *)x->qs), yq = _mm256_loadu_si256((const __m256i *)y->qs);
+    const __m256i p = PAIRS_DOT(_mm256_setzero_si256(), _mm256_sign_epi8(xq, xq), _mm256_sign_epi8(yq, xq));
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * h2f(y->d)), _mm256_cvtepi32_ps(p), acc);
+}
+
+KERNEL_ISA static float KERNEL(dot_q8_0_q8_0)(int64_t n, const void *w, const void *a) {
+    const block_q8_0 *x = w;
+    const block_q8_0 *y = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const int64_t nb = n / BONSAI_QK;
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        q8_0_prefetch(x + i);
+        acc0 = KERNEL(q8_0_step)(acc0, &x[i], &y[i]);
+        acc1 = KERNEL(q8_0_step)(acc1, &x[i + 1], &y[i + 1]);
+    }
+    if (i < nb) acc0 = KERNEL(q8_0_step)(acc0, &x[i], &y[i]);
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+// Four rows, w_stride bytes apart.
+KERNEL_ISA static void KERNEL(dot4_q8_0_q8_0)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    const block_q8_0 *y = a;
+    const block_q8_0 *x[4];
+    __m256 acc[4][2];
+    for (int r = 0; r < 4; r++) {
+        x[r] = (const block_q8_0 *)((const char *)w + (size_t)r * w_stride);
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / BONSAI_QK; i++)
+        for (int r = 0; r < 4; r++) {
+            if (!(i & 1)) q8_0_prefetch(x[r] + i);
+            acc[r][i & 1] = KERNEL(q8_0_step)(acc[r][i & 1], &x[r][i], &y[i]);
+        }
+    for (int r = 0; r < 4; r++) out[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
+}
+
+// ------------------------------------------------------------------------------- 4 rows × 4 tokens
+// Prompt processing: each weight block is unpacked once and used for four tokens; the four tokens'
+// eight-lane partial sums are folded into one vector (hadd) so that the block scales cost one multiply.
+
+KERNEL_ISA static void KERNEL(gemm4x4_q8_0)(int64_t n, const void *w, size_t ws, const void *a, size_t as, float out[4][4]) {
+    const block_q8_0 *y[4];
+    for (int c = 0; c < 4; c++) y[c] = (const block_q8_0 *)((const char *)a + c * as);
+    const block_q8_0 *x[4];
+    for (int r = 0; r < 4; r++) x[r] = (const block_q8_0 *)((const char *)w + r * ws);
+    __m128 acc[4] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t b = 0; b < n / BONSAI_QK; b++) {
+        __m256i yv[4];
+        for (int c = 0; c < 4; c++) yv[c] = _mm256_loadu_si256((const __m256i *)y[c][b].qs);
+        const __m128 dy = _mm_set_ps(h2f(y[3][b].d), h2f(y[2][b].d), h2f(y[1][b].d), h2f(y[0][b].d));
+        for (int r = 0; r < 4; r++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)x[r][b].qs), aq = _mm256_sign_epi8(q, q);
+            __m256i p[4];
+            for (int c = 0; c < 4; c++) p[c] = PAIRS_DOT(_mm256_setzero_si256(), aq, _mm256_sign_epi8(yv[c], q));
+            const __m128 s = _mm_cvtepi32_ps(reduce4(p[0], p[1], p[2], p[3]));
+            acc[r] = _mm_fmadd_ps(_mm_mul_ps(_mm_set1_ps(h2f(x[r][b].d)), dy), s, acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm_storeu_ps(out[r], acc[r]);
+}
+
+// ------------------------------------------------------------------------------- prompts: 4 rows × 8 tokens
+// Activations of 8 tokens interleaved by groups of 4 elements (unpacked.c): qs[j] holds, for k = 4j..4j+3,
+// the values of tokens 0..7 (32 bytes). A broadcast of 4 weight bytes against qs[j] gives each token's
+// block product in its own lane: no horizontal sums.
+
+// Four unpacked rows × 8 tokens (unpacked.c): one broadcast of 4 weight bytes against 32 activation bytes
+// per step, no per-call unpacking. In i16, 4 steps fit before widening: 4 · 2 · 31 · 127 < 2^15.
+KERNEL_ISA static void KERNEL(gemm_u8)(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
+    const bonsai_u8x4_block *w = wp;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s[4];
+        for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            __m256i h[4];
+            for (int r = 0; r < 4; r++) h[r] = _mm256_setzero_si256();
+            for (int j = 4 * half; j < 4 * half + 4; j++) {
+                const __m256i x = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
+                for (int r = 0; r < 4; r++) {
+                    int32_t q4;
+                    memcpy(&q4, w[b].q[r] + 4 * j, 4);
+                    h[r] = PAIRS_ADD(h[r], _mm256_set1_epi32(q4), x);
+                }
+            }
+            for (int r = 0; r < 4; r++) s[r] = PAIRS_WIDEN(s[r], h[r]);
+        }
+        const __m256 da = _mm256_loadu_ps(a[b].d), sa = _mm256_loadu_ps(a[b].s);
+        for (int r = 0; r < 4; r++) {
+            const __m256 scale = _mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[r]), da);
+            acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s[r]), acc[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[b].m[r]), sa, acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
+}
+
+// The same over 16-granular blocks (q2_K, q3_K, q6_K): each half has its own scale and offset, and
+// q < 64 allows only 2 steps in i16 (2 · 2 · 63 · 127 < 2^15).
+KERNEL_ISA static void KERNEL(gemm_u8h)(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
+    const bonsai_u8x4h_block *w = wp;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256 da = _mm256_loadu_ps(a[b].d), s_lo = _mm256_loadu_ps(a[b].s_lo);
+        const __m256 s_half[2] = {s_lo, _mm256_sub_ps(_mm256_loadu_ps(a[b].s), s_lo)};
+        for (int half = 0; half < 2; half++) {
+            __m256i s[4];
+            for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
+            for (int j = 4 * half; j < 4 * half + 4; j += 2) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)a[b].qs[j + 1]);
+                for (int r = 0; r < 4; r++) {
+                    int32_t q0, q1;
+                    memcpy(&q0, w[b].q[r] + 4 * j, 4);
+                    memcpy(&q1, w[b].q[r] + 4 * j + 4, 4);
+                    const __m256i p = PAIRS_ADD(PAIRS_ADD(_mm256_setzero_si256(), _mm256_set1_epi32(q0), x0),
+                                                _mm256_set1_epi32(q1), x1);
+                    s[r] = PAIRS_WIDEN(s[r], p);
+                }
+            }
+            for (int r = 0; r < 4; r++) {
+                const __m256 scale = _mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[half][r]), da);
+                acc[r] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(s[r]), acc[r]);
+                acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(&w[b].m[half][r]), s_half[half], acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
+}
+
+// q8_0: weights are signed 8-bit, so the u8 × s8 products take |w| and the activation with w's sign, as
+// ggml's q8_0 dot does; in i16 a pair reaches 2 · 128 · 127 < 2^15 and is widened at once.
+KERNEL_ISA static void KERNEL(gemm_s8)(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
+    const bonsai_s8x4_block *w = wp;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i s[4];
+        for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
+            for (int r = 0; r < 4; r++) {
+                int32_t q4, a4;
+                memcpy(&q4, w[b].q[r] + 4 * j, 4);
+                memcpy(&a4, w[b].absq[r] + 4 * j, 4);
+                s[r] = PAIRS_DOT(s[r], _mm256_set1_epi32(a4), _mm256_sign_epi8(x, _mm256_set1_epi32(q4)));
+            }
+        }
+        const __m256 da = _mm256_loadu_ps(a[b].d);
+        for (int r = 0; r < 4; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[r]), da), _mm256_cvtepi32_ps(s[r]), acc[r]);
+    }
+    for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
+}
+
+// This level's kernels into the dispatch tables (cpu.c).
+static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
+                                  bonsai_gemm4x4_fn gemm4x4[BONSAI_TYPE_COUNT],
+                                  bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS]) {
+    dot[BONSAI_TYPE_Q4_0] = KERNEL(dot_q4_0_act8);
+    dot4[BONSAI_TYPE_Q4_0] = KERNEL(dot4_q4_0_act8);
+    dot[BONSAI_TYPE_Q8_0] = KERNEL(dot_q8_0_q8_0);
+    dot4[BONSAI_TYPE_Q8_0] = KERNEL(dot4_q8_0_q8_0);
+    gemm4x4[BONSAI_TYPE_Q8_0] = KERNEL(gemm4x4_q8_0);
+    gemm[BONSAI_UNPACKED_U8] = KERNEL(gemm_u8);
+    gemm[BONSAI_UNPACKED_U8_HALVES] = KERNEL(gemm_u8h);
+    gemm[BONSAI_UNPACKED_S8] = KERNEL(gemm_s8);
+}
+
+#undef KERNEL_ISA
+#undef KERNEL
+#undef PAIRS_ADD
+#undef PAIRS_WIDEN
+#undef PAIRS_DOT
