@@ -50,7 +50,7 @@ public enum ModelLoader {
             guard HFRepo.looksLikeRepo(path) else {
                 throw FormatError.io(path: path, reason: "a folder without config.json is not a Hugging Face model")
             }
-            let repo = try HFRepo(path: path, populate: true)   // every weight is read on the first token
+            let repo = try HFRepo(path: path)
             let config = try Phi2Config(hf: repo.config, path: path + "/config.json")
             let tokenizer = try Tokenizer(hfRepo: path)
             let model = try build(config: config, source: HFWeightSource(repo: repo), quantize: options.quantize)
@@ -58,7 +58,7 @@ public enum ModelLoader {
             return LoadedModel(model: model, tokenizer: tokenizer, path: path,
                                formatDescription: "Hugging Face safetensors, weights as \(type)", gguf: nil)
         }
-        let gguf = try GGUFFile(path: path, populate: true)
+        let gguf = try GGUFFile(path: path)   // pages map on first read (MappedFile says why)
         let config = try Phi2Config(gguf: gguf)
         let tokenizer = try Tokenizer(gguf: gguf)
         let model = try build(config: config, source: gguf, quantize: options.quantize)

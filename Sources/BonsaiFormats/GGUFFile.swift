@@ -26,8 +26,8 @@ public final class GGUFFile: @unchecked Sendable {
     private let metadataIndex: [String: Int]
     private let tensorIndex: [String: Int]
 
-    public convenience init(path: String, populate: Bool = false) throws {
-        try self.init(file: MappedFile(path: path, populate: populate))
+    public convenience init(path: String) throws {
+        try self.init(file: MappedFile(path: path))
     }
 
     public init(file: MappedFile) throws {

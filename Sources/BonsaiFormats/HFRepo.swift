@@ -14,8 +14,7 @@ public final class HFRepo: @unchecked Sendable {
             && FileManager.default.fileExists(atPath: path + "/config.json")
     }
 
-    /// `populate`: map the shards' pages at once (see MappedFile).
-    public init(path: String, populate: Bool = false) throws {
+    public init(path: String) throws {
         self.path = path
         config = try HFRepo.readJSONObject(path + "/config.json")
         let fm = FileManager.default
@@ -31,7 +30,7 @@ public final class HFRepo: @unchecked Sendable {
                 guard !file.contains("/"), file.hasSuffix(".safetensors") else {
                     throw FormatError.malformed(path: indexPath, reason: "weight_map names an odd file \(file)")
                 }
-                shards[file] = try SafetensorsFile(path: path + "/" + file, populate: populate)
+                shards[file] = try SafetensorsFile(path: path + "/" + file)
             }
             for (name, file) in map {
                 guard shards[file]?.tensor(name) != nil else {
@@ -40,7 +39,7 @@ public final class HFRepo: @unchecked Sendable {
                 weightMap[name] = file
             }
         } else if fm.fileExists(atPath: path + "/model.safetensors") {
-            let f = try SafetensorsFile(path: path + "/model.safetensors", populate: populate)
+            let f = try SafetensorsFile(path: path + "/model.safetensors")
             shards["model.safetensors"] = f
             for name in f.names { weightMap[name] = "model.safetensors" }
         } else {

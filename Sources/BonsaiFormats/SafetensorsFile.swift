@@ -20,8 +20,8 @@ public final class SafetensorsFile: @unchecked Sendable {
     public let names: [String]
     private let dataStart: Int
 
-    public convenience init(path: String, populate: Bool = false) throws {
-        try self.init(file: MappedFile(path: path, populate: populate))
+    public convenience init(path: String) throws {
+        try self.init(file: MappedFile(path: path))
     }
 
     public init(file: MappedFile) throws {
