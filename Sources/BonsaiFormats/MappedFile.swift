@@ -12,7 +12,7 @@ public final class MappedFile: @unchecked Sendable {
 
     /// Pages are mapped as they are first read. Mapping them all at open (MADV_POPULATE_READ over the
     /// cores) made the first token later, not sooner: q8_0, 2.8 GB cached, 1.22-1.38 s against 1.04-1.19 s
-    /// (6 alternating pairs; q4_0 0.82-0.88 against 0.78-0.81): faults taken during the first forward
+    /// (6 alternating pairs; q4_0, 2 pairs: 0.88 against 0.78-0.81): faults taken during the first forward
     /// pass (the kernel maps 16 pages a fault) overlap its work, where populating them first does not.
     public init(path: String) throws {
         self.path = path
