@@ -166,6 +166,7 @@ public final class Tokenizer: @unchecked Sendable {
         }
     }
 
+    /// Text of a whole sequence (invalid UTF-8 becomes U+FFFD).
     public func decode(_ ids: [Int], special: Bool = false) -> String {
         var out: [UInt8] = []
         for id in ids { appendBytes(of: id, to: &out, special: special) }

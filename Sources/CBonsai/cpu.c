@@ -7,9 +7,9 @@
 #include <string.h>
 #include <stdlib.h>
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__x86_64__)
 #include <cpuid.h>
-#include <immintrin.h>
+#include "x86_common.h"
 #define BONSAI_X86 1
 #endif
 
@@ -32,19 +32,6 @@ static void axpy_f32_generic(float *y, float s, const float *x, int64_t n) {
 // ---------------------------------------------------------------------------- AVX2 + FMA
 
 #ifdef BONSAI_X86
-// The sum and the maximum of 8 lanes (halves, then pairs, then the last two).
-__attribute__((target("avx2"))) static inline float hsum8(__m256 v) {
-    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
-}
-
-__attribute__((target("avx2"))) static inline float hmax8(__m256 v) {
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
-}
-
 __attribute__((target("avx2,fma")))
 static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -57,7 +44,7 @@ static float dot_f32_avx2(const float *a, const float *b, int64_t n) {
         acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
     }
     for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
@@ -95,7 +82,7 @@ static float exp_sum_avx2(float *x, int64_t n) {
     __m256 m8 = _mm256_set1_ps(-INFINITY);
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + j));
-    float maxv = hmax8(m8);
+    float maxv = hmax_ps(m8);
     for (; j < n; j++) if (x[j] > maxv) maxv = x[j];
     __m256 s8 = _mm256_setzero_ps();
     for (j = 0; j + 8 <= n; j += 8) {
@@ -103,7 +90,7 @@ static float exp_sum_avx2(float *x, int64_t n) {
         _mm256_storeu_ps(x + j, e);
         s8 = _mm256_add_ps(s8, e);
     }
-    float sum = hsum8(s8);
+    float sum = hsum_ps(s8);
     for (; j < n; j++) {
         x[j] = expf(x[j] - maxv);
         sum += x[j];
@@ -178,7 +165,7 @@ AVX2_KV __attribute__((always_inline)) static inline void attend_avx2_kv(float *
     for (; j < n_keys; j++) {
         __m256 a = _mm256_setzero_ps();
         for (int d = 0; d < hd; d += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), kv_load8(k, f16, j * stride + d), a);
-        att[j] = hsum8(a) * scale;
+        att[j] = hsum_ps(a) * scale;
     }
     const float sum = exp_sum_avx2(att, n_keys);   // scalar expf was an eighth of generation time at 1000 positions
     __m256 o[16];

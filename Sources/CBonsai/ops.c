@@ -205,13 +205,11 @@ static bool attention_blocked(float *out, const float *q, int64_t q_stride, cons
             for (int h = 0; h < n_head; h++) {
                 const int64_t off = (int64_t)h * D, hoff = (int64_t)h * head_stride;
                 transpose(kt, (const char *)k_cache + hoff * (f16 ? 2 : 4), f16, nk_max, D, row_stride);   // kt [D][nk_max]
-                const float *v = (const float *)v_cache + hoff;   // the head's values [nk_max][D], vs floats apart
-                int64_t vs = row_stride;
-                if (f16) {
+                if (f16)   // the head's values as f32 [nk_max][D]
                     for (int64_t j = 0; j < nk_max; j++)
                         for (int64_t i = 0; i < D; i++) vh[j * D + i] = kv_at(v_cache, true, j * row_stride + hoff + i);
-                    v = vh, vs = D;
-                }
+                const float *v = f16 ? vh : (const float *)v_cache + hoff;   // rows vs floats apart
+                const int64_t vs = f16 ? D : row_stride;
                 for (int64_t t0 = 0; t0 < T; t0 += ATT_BLOCK) {
                     const int64_t nq = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, nk = pos0 + t0 + nq;
                     memset(S, 0, (size_t)(nq * nk) * sizeof(float));

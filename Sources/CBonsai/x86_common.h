@@ -1,6 +1,6 @@
-// x86_common.h — internal: what the x86 int8 kernels of every level share (matmul_avx2.c, matmul_vnni.c):
-// AVX2 helpers, which inline into wider targets, and the parts of the q4_0 and q8_0 dots that do no
-// u8 × s8 products.
+// x86_common.h — internal: the x86 helpers cpu.c and the int8 kernels of every level share (matmul_avx2.c,
+// matmul_vnni.c): AVX/AVX2 helpers, which inline into any wider target, and the parts of the q4_0 and q8_0
+// dots that do no u8 × s8 products.
 #ifndef BONSAI_X86_COMMON_H
 #define BONSAI_X86_COMMON_H
 #include "bonsai.h"
@@ -17,11 +17,19 @@ AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 // 4.7-4.9 tokens/s at 768 bytes, 6.3-6.6 at 3072, lower again at 6144.
 enum { PREFETCH_BYTES = 3072 };
 
-AVX2 static inline float hsum_ps(__m256 v) {
+// The sum and the maximum of 8 lanes (halves, then pairs, then the last two). AVX only, so that they
+// inline into every AVX2 function whatever else its target has.
+__attribute__((target("avx"))) static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx"))) static inline float hmax_ps(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
 
 // q4_0 · q8_0 (int8_x86.h): a row's running sums over groups of 8 blocks.
