@@ -300,11 +300,12 @@ static void simd_init_once(void) {
             bonsai_pack_act8x32_kernel = bonsai_pack_act8x32_avx2;
             const bool evex = caps.avx512vnni && caps.avx512vl;
             if ((evex || caps.avxvnni) && !getenv("BONSAI_NO_VNNI"))   // BONSAI_NO_VNNI=1: AVX2's, to compare
-                bonsai_register_vnni_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_gemm4x4, bonsai_gemm_unpacked, evex);
+                bonsai_register_vnni_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_gemm4x4, bonsai_gemm_unpacked,
+                                             bonsai_gemm_unpacked16, evex);
 #ifdef BONSAI_VNNI_EMULATED   // tools/cross_check: SIMDe's dpbusd on any AVX2 CPU (matmul_vnni.c)
             const char *flavor = getenv("BONSAI_VNNI_EMULATED");
             bonsai_register_vnni_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_gemm4x4, bonsai_gemm_unpacked,
-                                         !flavor || strcmp(flavor, "avxvnni") != 0);
+                                         bonsai_gemm_unpacked16, !flavor || strcmp(flavor, "avxvnni") != 0);
             strcat(features, flavor && !strcmp(flavor, "avxvnni") ? "AVX_VNNI(emulated) " : "AVX512_VNNI(emulated) ");
 #endif
         }

@@ -188,8 +188,16 @@ static void matmul_int8(const bonsai_matrix *W, bonsai_vec_dot_fn dot, const flo
 static void matmul_rest(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
                         const float *bias);
 
+// A kernel's out[4][width] (rows r0..r0+3 of Y, tokens t0..t0+width-1) into Y, but for the padding tokens.
+static inline void store_tile(const float *out, int width, int64_t t0, int64_t T, float *Y, int64_t y_stride,
+                              int64_t r0, const float *bias) {
+    for (int64_t c = 0; c < width && t0 + c < T; c++)
+        for (int r = 0; r < 4; r++) Y[(t0 + c) * y_stride + r0 + r] = out[r * width + c] + (bias ? bias[r0 + r] : 0.0f);
+}
+
 static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, bonsai_gemm_unpacked_fn gemm,
                             const float *X, int64_t T, float *Y, int64_t y_stride, const float *bias) {
+    const bonsai_gemm_unpacked16_fn gemm16 = bonsai_gemm_unpacked16[u.kind];
     const int64_t rows = W->rows, cols = W->cols, nb = cols / BONSAI_QK;
     const int64_t sets = (T + 7) / 8, full = T / 8, rows4 = rows / 4 * 4;
     const size_t wblock = bonsai_unpacked_block_size[u.kind];
@@ -223,11 +231,18 @@ static void matmul_unpacked(const bonsai_matrix *W, bonsai_unpacker u, bonsai_ge
                 // is multiplied, instead of stalling the unpacking (pp512 q4_0: 33-34 → 38 tokens/s).
                 if (r0 + 4 < rows4)
                     prefetch_rows((const char *)W->data + (size_t)(r0 + 4) * W->row_stride, W->row_stride, 4, W->row_stride);
-                for (int64_t s = s0; s < s1; s++) {
-                    float out[4][8];
-                    gemm(nb, wu, act + s * nb, out);
-                    for (int64_t c = 0; c < 8 && 8 * s + c < T; c++)
-                        for (int r = 0; r < 4; r++) Y[(8 * s + c) * y_stride + r0 + r] = out[r][c] + (bias ? bias[r0 + r] : 0.0f);
+                for (int64_t s = s0; s < s1;) {
+                    if (gemm16 && s + 1 < s1) {   // two sets at once (AVX-512)
+                        float out[4][16];
+                        gemm16(nb, wu, act + s * nb, act + (s + 1) * nb, out);
+                        store_tile(&out[0][0], 16, 8 * s, T, Y, y_stride, r0, bias);
+                        s += 2;
+                    } else {
+                        float out[4][8];
+                        gemm(nb, wu, act + s * nb, out);
+                        store_tile(&out[0][0], 8, 8 * s, T, Y, y_stride, r0, bias);
+                        s += 1;
+                    }
                 }
             }
         }

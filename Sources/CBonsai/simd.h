@@ -52,8 +52,9 @@ typedef struct { uint8_t q[4][32]; float d[4]; float m[4]; } bonsai_u8x4_block; 
 // w[r][k] = d[k/16][r]·q[r][k] + m[k/16][r].
 typedef struct { uint8_t q[4][32]; float d[2][4]; float m[2][4]; } bonsai_u8x4h_block;   // 192 B
 // q8_0's signed bytes, with their magnitudes beside them for maddubs (unsigned × signed):
-// w[r][k] = d[r]·q[r][k], |q| ≤ 128.
-typedef struct { uint8_t absq[4][32]; int8_t q[4][32]; float d[4]; } bonsai_s8x4_block;   // 272 B
+// w[r][k] = d[r]·q[r][k], |q| ≤ 128. qsum[r] = Σ_k q[r][k], for the 512-bit kernel, which multiplies
+// the activations offset by 128 (unsigned) with q as it is and takes 128·qsum back off.
+typedef struct { uint8_t absq[4][32]; int8_t q[4][32]; float d[4]; int32_t qsum[4]; } bonsai_s8x4_block;   // 288 B
 // Eight tokens, one 32-element block: x[c][k] ≈ d[c]·qs[k/4][4c + k%4]; s[c] = d[c]·Σ_k q[c][k],
 // s_lo[c] the same over k < 16.
 typedef struct { float d[8]; float s[8]; float s_lo[8]; int8_t qs[8][32]; } bonsai_act8x32_block;  // 352 B
@@ -77,6 +78,11 @@ extern bonsai_pack_act8x32_fn bonsai_pack_act8x32_kernel;   // an ISA version (b
 // out[r][c] = Σ_b d_w[r]·d_a[c]·Σ_k q_w·q_a + m_w[r]·s_a[c] over nb blocks of the kind's type: row r · token c.
 typedef void (*bonsai_gemm_unpacked_fn)(int64_t nb, const void *w, const bonsai_act8x32_block *a, float out[4][8]);
 extern bonsai_gemm_unpacked_fn bonsai_gemm_unpacked[BONSAI_UNPACKED_KINDS];   // per kind; NULL: no kernel
+// The same for two sets of 8 tokens at once (a0: tokens 0..7 of out, a1: 8..15), bit-identical to two
+// bonsai_gemm_unpacked calls: the 512-bit kernels (matmul_vnni.c). NULL: none on this CPU.
+typedef void (*bonsai_gemm_unpacked16_fn)(int64_t nb, const void *w, const bonsai_act8x32_block *a0,
+                                          const bonsai_act8x32_block *a1, float out[4][16]);
+extern bonsai_gemm_unpacked16_fn bonsai_gemm_unpacked16[BONSAI_UNPACKED_KINDS];
 #if defined(__x86_64__)
 void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai_act8x32_block *dst);
 #endif
@@ -95,10 +101,12 @@ void bonsai_register_avx2_dequant(bonsai_dequant_fn table[BONSAI_TYPE_COUNT]);
 void bonsai_register_avx2_kernels(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
                                   bonsai_act_layout acts[BONSAI_TYPE_COUNT], bonsai_gemm4x4_fn gemm4x4[BONSAI_TYPE_COUNT],
                                   bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS]);
-// int8_x86.h's kernels with dpbusd (matmul_vnni.c) in place of AVX2's: evex, AVX512-VNNI + VL; else AVX-VNNI.
+// int8_x86.h's kernels with dpbusd (matmul_vnni.c) in place of AVX2's: evex, AVX512-VNNI + VL, and the
+// 512-bit prompt kernels into gemm16; else AVX-VNNI.
 void bonsai_register_vnni_kernels(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
                                   bonsai_gemm4x4_fn gemm4x4[BONSAI_TYPE_COUNT],
-                                  bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS], bool evex);
+                                  bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS],
+                                  bonsai_gemm_unpacked16_fn gemm16[BONSAI_UNPACKED_KINDS], bool evex);
 #endif
 
 // x[i] = gelu_new(x[i])

@@ -192,10 +192,15 @@ static void unpack_q8_0(const void *row, int64_t n, void *out, int r) {
         int8_t q[BONSAI_QK];
         uint8_t a[BONSAI_QK];
         memcpy(q, x[b].qs, BONSAI_QK);
-        for (int k = 0; k < BONSAI_QK; k++) a[k] = (uint8_t)(q[k] < 0 ? -q[k] : q[k]);
+        int32_t sum = 0;
+        for (int k = 0; k < BONSAI_QK; k++) {
+            a[k] = (uint8_t)(q[k] < 0 ? -q[k] : q[k]);
+            sum += q[k];
+        }
         memcpy(dst[b].q[r], q, BONSAI_QK);
         memcpy(dst[b].absq[r], a, BONSAI_QK);
         dst[b].d[r] = F16(x[b].d);
+        dst[b].qsum[r] = sum;
     }
 }
 
@@ -242,3 +247,4 @@ void bonsai_pack_act8x32(const float *x, int64_t xs, int64_t n, bonsai_act8x32_b
 }
 
 bonsai_gemm_unpacked_fn bonsai_gemm_unpacked[BONSAI_UNPACKED_KINDS];   // set by cpu.c (matmul_avx2.c, matmul_neon.c)
+bonsai_gemm_unpacked16_fn bonsai_gemm_unpacked16[BONSAI_UNPACKED_KINDS];   // set by cpu.c (matmul_vnni.c)
