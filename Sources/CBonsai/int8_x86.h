@@ -8,6 +8,7 @@
 //                         lanes (the level's choice; the caller's bounds keep i16 sums exact)
 //   PAIRS_WIDEN(acc, p)   acc (i32 lanes) + p, whatever PAIRS_ADD left p in
 //   PAIRS_DOT(acc, u, s)  PAIRS_WIDEN(acc, PAIRS_ADD(0, u, s))
+//   PAIRS_I32             defined if PAIRS_ADD sums into i32 lanes (cannot saturate)
 // Every level computes the same i32 sums exactly and the same float operations after them, so its outputs
 // are bit-identical to AVX2's (tools/cross_check runs the VNNI kernels through SIMDe to check that).
 // The K types' dots stay in matmul_avx2.c: their madd folds in sub-block scales, not ones.
@@ -203,12 +204,26 @@ KERNEL_ISA static void KERNEL(gemm_u8h)(int64_t nb, const void *wp, const bonsai
 }
 
 // q8_0: weights are signed 8-bit, so the u8 × s8 products take |w| and the activation with w's sign, as
-// ggml's q8_0 dot does; in i16 a pair reaches 2 · 128 · 127 < 2^15 and is widened at once.
+// ggml's q8_0 dot does; in i16 a pair reaches 2 · 128 · 127 < 2^15 and is widened at once. A level whose
+// products sum straight into i32 (PAIRS_I32: VNNI) instead offsets the activations by 128 (unsigned) and
+// multiplies q as it is, taking 128·Σq back off: Σ (x + 128)·q − 128·Σq = Σ x·q, exactly, one sign
+// operation fewer per product. maddubs cannot: its i16 pair sums would saturate.
 KERNEL_ISA static void KERNEL(gemm_s8)(int64_t nb, const void *wp, const bonsai_act8x32_block *a, float out[4][8]) {
     const bonsai_s8x4_block *w = wp;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t b = 0; b < nb; b++) {
         __m256i s[4];
+#ifdef PAIRS_I32
+        for (int r = 0; r < 4; r++) s[r] = _mm256_set1_epi32(-128 * w[b].qsum[r]);
+        for (int j = 0; j < 8; j++) {
+            const __m256i x = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a[b].qs[j]), _mm256_set1_epi8((char)0x80));
+            for (int r = 0; r < 4; r++) {
+                int32_t q4;
+                memcpy(&q4, w[b].q[r] + 4 * j, 4);
+                s[r] = PAIRS_DOT(s[r], x, _mm256_set1_epi32(q4));
+            }
+        }
+#else
         for (int r = 0; r < 4; r++) s[r] = _mm256_setzero_si256();
         for (int j = 0; j < 8; j++) {
             const __m256i x = _mm256_loadu_si256((const __m256i *)a[b].qs[j]);
@@ -219,6 +234,7 @@ KERNEL_ISA static void KERNEL(gemm_s8)(int64_t nb, const void *wp, const bonsai_
                 s[r] = PAIRS_DOT(s[r], _mm256_set1_epi32(a4), _mm256_sign_epi8(x, _mm256_set1_epi32(q4)));
             }
         }
+#endif
         const __m256 da = _mm256_loadu_ps(a[b].d);
         for (int r = 0; r < 4; r++)
             acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_broadcast_ss(&w[b].d[r]), da), _mm256_cvtepi32_ps(s[r]), acc[r]);
@@ -245,3 +261,4 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
 #undef PAIRS_ADD
 #undef PAIRS_WIDEN
 #undef PAIRS_DOT
+#undef PAIRS_I32

@@ -34,6 +34,7 @@
 #define PAIRS_ADD(p, u, s) dpbusd_evex((p), (u), (s))
 #define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), (p))
 #define PAIRS_DOT(acc, u, s) dpbusd_evex((acc), (u), (s))
+#define PAIRS_I32
 #include "int8_x86.h"
 
 // AVX-VNNI (VEX-encoded): the same instruction for CPUs without AVX-512
@@ -42,6 +43,7 @@
 #define PAIRS_ADD(p, u, s) dpbusd_vex((p), (u), (s))
 #define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), (p))
 #define PAIRS_DOT(acc, u, s) dpbusd_vex((acc), (u), (s))
+#define PAIRS_I32
 #include "int8_x86.h"
 
 // ------------------------------------------------------------------------------- 512 bits: 4 rows × 16 tokens
@@ -121,9 +123,8 @@ KERNEL_ISA_512 static void gemm16_u8h_avx512vnni(int64_t nb, const void *wp, con
     for (int r = 0; r < 4; r++) _mm512_storeu_ps(out[r], acc[r]);
 }
 
-// gemm_s8 (q8_0). There is no 512-bit sign_epi8, so instead of |q| × (x with q's sign) the activations are
-// made unsigned by adding 128 (a xor of the top bit) and multiplied with q as it is:
-// Σ (x + 128)·q − 128·Σq = Σ x·q, exactly, in i32 (dpbusd does not saturate).
+// gemm_s8 (q8_0), as int8_x86.h's VNNI levels do it (there is no 512-bit sign_epi8 anyway): the
+// activations offset by 128 (a xor of the top bit) times q as it is, less 128·Σq.
 KERNEL_ISA_512 static void gemm16_s8_avx512vnni(int64_t nb, const void *wp, const bonsai_act8x32_block *a0,
                                                 const bonsai_act8x32_block *a1, float out[4][16]) {
     const bonsai_s8x4_block *w = wp;

@@ -52,8 +52,8 @@ typedef struct { uint8_t q[4][32]; float d[4]; float m[4]; } bonsai_u8x4_block; 
 // w[r][k] = d[k/16][r]·q[r][k] + m[k/16][r].
 typedef struct { uint8_t q[4][32]; float d[2][4]; float m[2][4]; } bonsai_u8x4h_block;   // 192 B
 // q8_0's signed bytes, with their magnitudes beside them for maddubs (unsigned × signed):
-// w[r][k] = d[r]·q[r][k], |q| ≤ 128. qsum[r] = Σ_k q[r][k], for the 512-bit kernel, which multiplies
-// the activations offset by 128 (unsigned) with q as it is and takes 128·qsum back off.
+// w[r][k] = d[r]·q[r][k], |q| ≤ 128. qsum[r] = Σ_k q[r][k], for the VNNI kernels, which multiply
+// the activations offset by 128 (unsigned) with q as it is and take 128·qsum back off.
 typedef struct { uint8_t absq[4][32]; int8_t q[4][32]; float d[4]; int32_t qsum[4]; } bonsai_s8x4_block;   // 288 B
 // Eight tokens, one 32-element block: x[c][k] ≈ d[c]·qs[k/4][4c + k%4]; s[c] = d[c]·Σ_k q[c][k],
 // s_lo[c] the same over k < 16.
