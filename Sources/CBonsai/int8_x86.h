@@ -16,17 +16,15 @@
 // ------------------------------------------------------------------------------- q4_0 · q8_0
 // Reads the activation as bonsai_q4_0_act8 (act_layout.c), made once per token. Per pair of blocks: one
 // 32-byte load of both blocks' nibbles; two maddubs against lo/hi, whose sum fits i16 (2 · 2·15·127);
-// madd to i32 lanes (4 per block); one convert and one FMA by the two blocks' d_w·d_y. A group's 8 weight
-// scales are converted together and spread to the pairs' lanes by a permute; q4_0's offset (q − 8) is one
-// FMA per group: Σ_b d_w·d_y·8Σy. This does per block about 10 operations where a q8_0-activation dot does 17 (two scale
+// madd to i32 lanes (4 per block). Per group of 8 blocks, horizontal adds give each block's exact sum,
+// then one convert and one FMA by the 8 blocks' d_w·d_y (converted together, permuted once); q4_0's
+// offset (q − 8) is one FMA per group: Σ_b d_w·d_y·8Σy. This does per block about 10 operations where a q8_0-activation dot does 17 (two scale
 // conversions, a product and a broadcast per block; maddubs by 8 for the offset), which is what held
 // q4_0 generation below the memory bandwidth.
 // A row's running sums, one group of 8 blocks, and the result with a last partial group: the one-row and
 // four-row dots share them, so a row gets the same result from either.
 KERNEL_ISA static inline void KERNEL(q4_0_group)(q4_0_sums *sum, const block_q4_0 *x, const bonsai_q4_0_act8 *a) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    const __m256i spread[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
-                               _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
     _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
     _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
     _mm_prefetch((const char *)x + PREFETCH_BYTES + 128, _MM_HINT_T0);
@@ -34,21 +32,26 @@ KERNEL_ISA static inline void KERNEL(q4_0_group)(q4_0_sums *sum, const block_q4_
                                       (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
     const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
     sum->offset = _mm256_fmadd_ps(s, _mm256_loadu_ps(a->c), sum->offset);
+    __m256i q[4];   // pair j: lanes 0-3 block 2j's partial sums, lanes 4-7 block 2j+1's
     for (int j = 0; j < 4; j++) {
         const __m256i v = _mm256_loadu2_m128i((const __m128i *)x[2 * j + 1].qs, (const __m128i *)x[2 * j].qs);
         const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
         const __m256i p = PAIRS_ADD(PAIRS_ADD(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)a->lo[j])),
                                     hi, _mm256_loadu_si256((const __m256i *)a->hi[j]));
-        const __m256i q = PAIRS_WIDEN(_mm256_setzero_si256(), p);
-        sum->acc[j & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_permutevar8x32_ps(s, spread[j]), sum->acc[j & 1]);
+        q[j] = PAIRS_WIDEN(_mm256_setzero_si256(), p);
     }
+    // Each block's sum, exact in i32, in lanes (0, 2, 4, 6 | 1, 3, 5, 7): one conversion and one FMA per
+    // group instead of one per pair, and the scales permuted once.
+    const __m256i blocks = _mm256_hadd_epi32(_mm256_hadd_epi32(q[0], q[1]), _mm256_hadd_epi32(q[2], q[3]));
+    const __m256 scales = _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    sum->acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blocks), scales, sum->acc);
 }
 
 KERNEL_ISA static float KERNEL(dot_q4_0_act8)(int64_t n, const void *w, const void *act) {
     const block_q4_0 *x = w;
     const bonsai_q4_0_act8 *a = act;
     const int64_t nb = n / BONSAI_QK, ng = nb / 8;
-    q4_0_sums s = {{_mm256_setzero_ps(), _mm256_setzero_ps()}, _mm256_setzero_ps()};
+    q4_0_sums s = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t g = 0; g < ng; g++) KERNEL(q4_0_group)(&s, x + 8 * g, a + g);
     return q4_0_result(s, x + 8 * ng, a + ng, nb - 8 * ng);
 }
@@ -61,7 +64,7 @@ KERNEL_ISA static void KERNEL(dot4_q4_0_act8)(int64_t n, const void *w, size_t w
     q4_0_sums s[4];
     for (int r = 0; r < 4; r++) {
         x[r] = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride);
-        s[r] = (q4_0_sums){{_mm256_setzero_ps(), _mm256_setzero_ps()}, _mm256_setzero_ps()};
+        s[r] = (q4_0_sums){_mm256_setzero_ps(), _mm256_setzero_ps()};
     }
     for (int64_t g = 0; g < ng; g++)
         for (int r = 0; r < 4; r++) KERNEL(q4_0_group)(&s[r], x[r] + 8 * g, a + g);

@@ -33,11 +33,11 @@ __attribute__((target("avx"))) static inline float hmax_ps(__m256 v) {
 }
 
 // q4_0 · q8_0 (int8_x86.h): a row's running sums over groups of 8 blocks.
-typedef struct { __m256 acc[2], offset; } q4_0_sums;
+typedef struct { __m256 acc, offset; } q4_0_sums;
 
 // x, a: the row's and the activation's last (partial) group, of `tail` blocks.
 AVX2 static inline float q4_0_result(q4_0_sums sums, const block_q4_0 *x, const bonsai_q4_0_act8 *a, int64_t tail) {
-    float sum = hsum_ps(_mm256_sub_ps(_mm256_add_ps(sums.acc[0], sums.acc[1]), sums.offset));
+    float sum = hsum_ps(_mm256_sub_ps(sums.acc, sums.offset));
     for (int64_t i = 0; i < tail; i++) {   // the partial group's blocks one at a time
         const int j = (int)i / 2, h = (int)i % 2;
         const __m128i t = _mm_loadu_si128((const __m128i *)x[i].qs), m = _mm_set1_epi8(0x0f);
