@@ -72,44 +72,63 @@ KERNEL_ISA static void KERNEL(dot4_q4_0_act8)(int64_t n, const void *w, size_t w
 }
 
 // ------------------------------------------------------------------------------- q8_0 · q8_0
-// s8 × s8 as u8 × s8: |x| × (y with x's sign). One block into acc; the one-row and four-row dots
-// share it, even blocks into one accumulator and odd into another, so a row gets the same result from either.
-KERNEL_ISA static inline __m256 KERNEL(q8_0_step)(__m256 acc, const block_q8_0 *x, const block_q8_0 *y) {
+// s8 × s8 as u8 × s8: |x| × (y with x's sign). Blocks go by groups of 8: each block's products summed to
+// i32 lanes, then horizontal adds give the 8 blocks' exact sums in one vector, and one convert and one FMA
+// by the 8 scale products (converted together) finish the group, where a block at a time costs a convert,
+// an FMA and two scalar scale conversions per block. The one-row and four-row dots share both steps, so a
+// row gets the same result from either.
+KERNEL_ISA static inline __m256i KERNEL(q8_0_products)(const block_q8_0 *x, const block_q8_0 *y) {
     const __m256i xq = _mm256_loadu_si256((const __m256i *)x->qs), yq = _mm256_loadu_si256((const __m256i *)y->qs);
-    const __m256i p = PAIRS_DOT(_mm256_setzero_si256(), _mm256_sign_epi8(xq, xq), _mm256_sign_epi8(yq, xq));
-    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * h2f(y->d)), _mm256_cvtepi32_ps(p), acc);
+    return PAIRS_DOT(_mm256_setzero_si256(), _mm256_sign_epi8(xq, xq), _mm256_sign_epi8(yq, xq));
+}
+
+KERNEL_ISA static inline __m256 KERNEL(q8_0_group)(__m256 acc, const block_q8_0 *x, const block_q8_0 *y) {
+    __m256i p[8];
+    for (int i = 0; i < 8; i++) {
+        if (!(i & 1)) q8_0_prefetch(x + i);
+        p[i] = KERNEL(q8_0_products)(&x[i], &y[i]);
+    }
+    // (lanes of p0..p3 summed by halves: [p0 p1 p2 p3 | p0 p1 p2 p3]), the same for p4..p7, then the halves
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+    const __m128i dx = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,
+                                      (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
+    const __m128i dy = _mm_setr_epi16((short)y[0].d, (short)y[1].d, (short)y[2].d, (short)y[3].d,
+                                      (short)y[4].d, (short)y[5].d, (short)y[6].d, (short)y[7].d);
+    const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(dx), _mm256_cvtph_ps(dy));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scales, acc);
+}
+
+// The blocks past the last group of 8, one at a time.
+KERNEL_ISA static inline float KERNEL(q8_0_rest)(__m256 acc, const block_q8_0 *x, const block_q8_0 *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(KERNEL(q8_0_products)(&x[i], &y[i])), acc);
+    return hsum_ps(acc);
 }
 
 KERNEL_ISA static float KERNEL(dot_q8_0_q8_0)(int64_t n, const void *w, const void *a) {
     const block_q8_0 *x = w;
     const block_q8_0 *y = a;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const int64_t nb = n / BONSAI_QK;
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        q8_0_prefetch(x + i);
-        acc0 = KERNEL(q8_0_step)(acc0, &x[i], &y[i]);
-        acc1 = KERNEL(q8_0_step)(acc1, &x[i + 1], &y[i + 1]);
-    }
-    if (i < nb) acc0 = KERNEL(q8_0_step)(acc0, &x[i], &y[i]);
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) acc = KERNEL(q8_0_group)(acc, x + 8 * g, y + 8 * g);
+    return KERNEL(q8_0_rest)(acc, x + 8 * ng, y + 8 * ng, nb - 8 * ng);
 }
 
 // Four rows, w_stride bytes apart.
 KERNEL_ISA static void KERNEL(dot4_q8_0_q8_0)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
     const block_q8_0 *y = a;
+    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
     const block_q8_0 *x[4];
-    __m256 acc[4][2];
+    __m256 acc[4];
     for (int r = 0; r < 4; r++) {
         x[r] = (const block_q8_0 *)((const char *)w + (size_t)r * w_stride);
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        acc[r] = _mm256_setzero_ps();
     }
-    for (int64_t i = 0; i < n / BONSAI_QK; i++)
-        for (int r = 0; r < 4; r++) {
-            if (!(i & 1)) q8_0_prefetch(x[r] + i);
-            acc[r][i & 1] = KERNEL(q8_0_step)(acc[r][i & 1], &x[r][i], &y[i]);
-        }
-    for (int r = 0; r < 4; r++) out[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
+    for (int64_t g = 0; g < ng; g++)
+        for (int r = 0; r < 4; r++) acc[r] = KERNEL(q8_0_group)(acc[r], x[r] + 8 * g, y + 8 * g);
+    for (int r = 0; r < 4; r++) out[r] = KERNEL(q8_0_rest)(acc[r], x[r] + 8 * ng, y + 8 * ng, nb - 8 * ng);
 }
 
 // ------------------------------------------------------------------------------- 4 rows × 4 tokens
