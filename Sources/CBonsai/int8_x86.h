@@ -18,9 +18,9 @@
 // 32-byte load of both blocks' nibbles; two maddubs against lo/hi, whose sum fits i16 (2 · 2·15·127);
 // madd to i32 lanes (4 per block). Per group of 8 blocks, horizontal adds give each block's exact sum,
 // then one convert and one FMA by the 8 blocks' d_w·d_y (converted together, permuted once); q4_0's
-// offset (q − 8) is one FMA per group: Σ_b d_w·d_y·8Σy. This does per block about 10 operations where a q8_0-activation dot does 17 (two scale
-// conversions, a product and a broadcast per block; maddubs by 8 for the offset), which is what held
-// q4_0 generation below the memory bandwidth.
+// offset (q − 8) is one FMA per group: Σ_b d_w·d_y·8Σy. This does per block about 10 operations where a
+// q8_0-activation dot does 17 (two scale conversions, a product and a broadcast per block; maddubs by 8
+// for the offset), which is what held q4_0 generation below the memory bandwidth.
 // A row's running sums, one group of 8 blocks, and the result with a last partial group: the one-row and
 // four-row dots share them, so a row gets the same result from either.
 KERNEL_ISA static inline void KERNEL(q4_0_group)(q4_0_sums *sum, const block_q4_0 *x, const bonsai_q4_0_act8 *a) {

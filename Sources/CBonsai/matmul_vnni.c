@@ -19,13 +19,11 @@
 #define dpbusd_vex(acc, u, s) simde_mm256_dpbusd_epi32((acc), (u), (s))
 #define VNNI_EVEX AVX2
 #define VNNI_VEX AVX2
-#define KERNEL_ISA_512 AVX2
 #else
 #define dpbusd_evex(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
 #define dpbusd_vex(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
 #define VNNI_EVEX __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #define VNNI_VEX __attribute__((target("avx2,fma,f16c,avxvnni")))
-#define KERNEL_ISA_512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #endif
 
 // AVX512-VNNI (EVEX-encoded, 256 bits wide)
@@ -52,34 +50,35 @@
 // same i32 sums (exact, in any order) and the same float operations as int8_x86.h's 4 × 8 kernels, so the
 // outputs equal two calls of those bit for bit (tools/cross_check, through SIMDe). Not measured: no CPU
 // here has AVX-512.
-KERNEL_ISA_512 static inline __m512i join_i(__m256i lo, __m256i hi) {
+VNNI_EVEX static inline __m512i join_i(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-KERNEL_ISA_512 static inline __m512 join_f(const float *lo, const float *hi) {   // 8 floats each
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(lo))),
-                                               _mm256_castps_pd(_mm256_loadu_ps(hi)), 1));
+VNNI_EVEX static inline __m512 join_ps(__m256 lo, __m256 hi) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+}
+VNNI_EVEX static inline __m512 join_f(const float *lo, const float *hi) {   // 8 floats each
+    return join_ps(_mm256_loadu_ps(lo), _mm256_loadu_ps(hi));
 }
 // i32 → f32 per lane (SIMDe has no 512-bit form: the emulated build converts the halves, the same per lane).
-KERNEL_ISA_512 static inline __m512 cvt16(__m512i v) {
+VNNI_EVEX static inline __m512 cvt16(__m512i v) {
 #ifdef BONSAI_VNNI_EMULATED
-    const __m256 lo = _mm256_cvtepi32_ps(_mm512_castsi512_si256(v)), hi = _mm256_cvtepi32_ps(_mm512_extracti64x4_epi64(v, 1));
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+    return join_ps(_mm256_cvtepi32_ps(_mm512_castsi512_si256(v)), _mm256_cvtepi32_ps(_mm512_extracti64x4_epi64(v, 1)));
 #else
     return _mm512_cvtepi32_ps(v);
 #endif
 }
 // qs[j] of both sets: tokens 0..7, then 8..15.
-KERNEL_ISA_512 static inline __m512i acts16(const bonsai_act8x32_block *a0, const bonsai_act8x32_block *a1, int j) {
+VNNI_EVEX static inline __m512i acts16(const bonsai_act8x32_block *a0, const bonsai_act8x32_block *a1, int j) {
     return join_i(_mm256_loadu_si256((const __m256i *)a0->qs[j]), _mm256_loadu_si256((const __m256i *)a1->qs[j]));
 }
-KERNEL_ISA_512 static inline uint32_t bytes4(const uint8_t *p) {
+VNNI_EVEX static inline uint32_t bytes4(const uint8_t *p) {
     uint32_t v;
     memcpy(&v, p, 4);
     return v;
 }
 
 // gemm_u8 (q < 32, w = d·q + m)
-KERNEL_ISA_512 static void gemm16_u8_avx512vnni(int64_t nb, const void *wp, const bonsai_act8x32_block *a0,
+VNNI_EVEX static void gemm16_u8_avx512vnni(int64_t nb, const void *wp, const bonsai_act8x32_block *a0,
                                                 const bonsai_act8x32_block *a1, float out[4][16]) {
     const bonsai_u8x4_block *w = wp;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
@@ -100,7 +99,7 @@ KERNEL_ISA_512 static void gemm16_u8_avx512vnni(int64_t nb, const void *wp, cons
 }
 
 // gemm_u8h (q < 64, a scale and an offset per 16 elements)
-KERNEL_ISA_512 static void gemm16_u8h_avx512vnni(int64_t nb, const void *wp, const bonsai_act8x32_block *a0,
+VNNI_EVEX static void gemm16_u8h_avx512vnni(int64_t nb, const void *wp, const bonsai_act8x32_block *a0,
                                                  const bonsai_act8x32_block *a1, float out[4][16]) {
     const bonsai_u8x4h_block *w = wp;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
@@ -125,7 +124,7 @@ KERNEL_ISA_512 static void gemm16_u8h_avx512vnni(int64_t nb, const void *wp, con
 
 // gemm_s8 (q8_0), as int8_x86.h's VNNI levels do it (there is no 512-bit sign_epi8 anyway): the
 // activations offset by 128 (a xor of the top bit) times q as it is, less 128·Σq.
-KERNEL_ISA_512 static void gemm16_s8_avx512vnni(int64_t nb, const void *wp, const bonsai_act8x32_block *a0,
+VNNI_EVEX static void gemm16_s8_avx512vnni(int64_t nb, const void *wp, const bonsai_act8x32_block *a0,
                                                 const bonsai_act8x32_block *a1, float out[4][16]) {
     const bonsai_s8x4_block *w = wp;
     const __m512i top = _mm512_set1_epi8((char)0x80);
