@@ -25,7 +25,7 @@ void bonsai_q4_0_act_make(const void *a, int64_t n, void *dst) {
             o->hi[j][16 * h + k] = y[i].qs[16 + k];
         }
         for (int k = 0; k < BONSAI_QK; k++) sum += y[i].qs[k];
-        o->c[b] = (float)(8 * sum);
-        o->d[b] = bonsai_half(y[i].d);
+        o->c[BONSAI_Q4_0_LANE(b)] = 8 * sum;
+        o->d[BONSAI_Q4_0_LANE(b)] = bonsai_half(y[i].d);
     }
 }

@@ -16,22 +16,19 @@
 // ------------------------------------------------------------------------------- q4_0 · q8_0
 // Reads the activation as bonsai_q4_0_act8 (act_layout.c), made once per token. Per pair of blocks: one
 // 32-byte load of both blocks' nibbles; two maddubs against lo/hi, whose sum fits i16 (2 · 2·15·127);
-// madd to i32 lanes (4 per block). Per group of 8 blocks, horizontal adds give each block's exact sum,
-// then one convert and one FMA by the 8 blocks' d_w·d_y (converted together, permuted once); q4_0's
-// offset (q − 8) is one FMA per group: Σ_b d_w·d_y·8Σy. This does per block about 10 operations where a
-// q8_0-activation dot does 17 (two scale conversions, a product and a broadcast per block; maddubs by 8
-// for the offset), which is what held q4_0 generation below the memory bandwidth.
-// A row's running sums, one group of 8 blocks, and the result with a last partial group: the one-row and
-// four-row dots share them, so a row gets the same result from either.
-KERNEL_ISA static inline void KERNEL(q4_0_group)(q4_0_sums *sum, const block_q4_0 *x, const bonsai_q4_0_act8 *a) {
+// madd to i32 lanes (4 per block). Per group of 8 blocks, horizontal adds give each block's exact sum;
+// q4_0's offset comes off in integers (Σ q·y − 8Σy = Σ (q − 8)·y, exact), then one convert and one FMA by
+// the 8 blocks' d_w·d_y. The activation's per-block values are stored in the horizontal adds' lane order
+// and the weight scales are gathered in it, so nothing is permuted. This does per block about 10
+// operations where a q8_0-activation dot does 17 (two scale conversions, a product and a broadcast per
+// block; maddubs by 8 for the offset), which is what held q4_0 generation below the memory bandwidth.
+// One group and the result with a last partial group: the one-row and four-row dots share them, so a row
+// gets the same result from either.
+KERNEL_ISA static inline __m256 KERNEL(q4_0_group)(__m256 acc, const block_q4_0 *x, const bonsai_q4_0_act8 *a) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
     _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
     _mm_prefetch((const char *)x + PREFETCH_BYTES + 128, _MM_HINT_T0);
-    const __m128i dw = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,
-                                      (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
-    const __m256 s = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
-    sum->offset = _mm256_fmadd_ps(s, _mm256_loadu_ps(a->c), sum->offset);
     __m256i q[4];   // pair j: lanes 0-3 block 2j's partial sums, lanes 4-7 block 2j+1's
     for (int j = 0; j < 4; j++) {
         const __m256i v = _mm256_loadu2_m128i((const __m128i *)x[2 * j + 1].qs, (const __m128i *)x[2 * j].qs);
@@ -40,35 +37,40 @@ KERNEL_ISA static inline void KERNEL(q4_0_group)(q4_0_sums *sum, const block_q4_
                                     hi, _mm256_loadu_si256((const __m256i *)a->hi[j]));
         q[j] = PAIRS_WIDEN(_mm256_setzero_si256(), p);
     }
-    // Each block's sum, exact in i32, in lanes (0, 2, 4, 6 | 1, 3, 5, 7): one conversion and one FMA per
-    // group instead of one per pair, and the scales permuted once.
+    // Each block's sum in lanes (0, 2, 4, 6 | 1, 3, 5, 7) = BONSAI_Q4_0_LANE order
     const __m256i blocks = _mm256_hadd_epi32(_mm256_hadd_epi32(q[0], q[1]), _mm256_hadd_epi32(q[2], q[3]));
-    const __m256 scales = _mm256_permutevar8x32_ps(s, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
-    sum->acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blocks), scales, sum->acc);
+    const __m256i centred = _mm256_sub_epi32(blocks, _mm256_loadu_si256((const __m256i *)a->c));
+    const __m128i dw = _mm_setr_epi16((short)x[0].d, (short)x[2].d, (short)x[4].d, (short)x[6].d,
+                                      (short)x[1].d, (short)x[3].d, (short)x[5].d, (short)x[7].d);
+    const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scales, acc);
 }
 
 KERNEL_ISA static float KERNEL(dot_q4_0_act8)(int64_t n, const void *w, const void *act) {
     const block_q4_0 *x = w;
     const bonsai_q4_0_act8 *a = act;
     const int64_t nb = n / BONSAI_QK, ng = nb / 8;
-    q4_0_sums s = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t g = 0; g < ng; g++) KERNEL(q4_0_group)(&s, x + 8 * g, a + g);
-    return q4_0_result(s, x + 8 * ng, a + ng, nb - 8 * ng);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) acc = KERNEL(q4_0_group)(acc, x + 8 * g, a + g);
+    return q4_0_result(acc, x + 8 * ng, a + ng, nb - 8 * ng);
 }
 
-// Four rows, w_stride bytes apart; the activation's group is read from L1 once per row.
+// Four rows, w_stride bytes apart; the activation's group is read from L1 once per row. The row loop is
+// unrolled so that the four sums stay in registers (rolled, they went through the stack every group).
 KERNEL_ISA static void KERNEL(dot4_q4_0_act8)(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
     const bonsai_q4_0_act8 *a = act;
     const int64_t nb = n / BONSAI_QK, ng = nb / 8;
     const block_q4_0 *x[4];
-    q4_0_sums s[4];
+    __m256 acc[4];
     for (int r = 0; r < 4; r++) {
         x[r] = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride);
-        s[r] = (q4_0_sums){_mm256_setzero_ps(), _mm256_setzero_ps()};
+        acc[r] = _mm256_setzero_ps();
     }
-    for (int64_t g = 0; g < ng; g++)
-        for (int r = 0; r < 4; r++) KERNEL(q4_0_group)(&s[r], x[r] + 8 * g, a + g);
-    for (int r = 0; r < 4; r++) out[r] = q4_0_result(s[r], x[r] + 8 * ng, a + ng, nb - 8 * ng);
+    for (int64_t g = 0; g < ng; g++) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 4; r++) acc[r] = KERNEL(q4_0_group)(acc[r], x[r] + 8 * g, a + g);
+    }
+    for (int r = 0; r < 4; r++) out[r] = q4_0_result(acc[r], x[r] + 8 * ng, a + ng, nb - 8 * ng);
 }
 
 // ------------------------------------------------------------------------------- q8_0 · q8_0

@@ -31,12 +31,15 @@ extern bonsai_act_layout bonsai_fast_act[BONSAI_TYPE_COUNT];
 // q4_0's generation activation, per 8 blocks (256 elements) from q8_0 blocks y_0..y_7. A q4_0 block's low
 // nibbles are its elements 0..15 and its high nibbles 16..31, so one 32-byte load of blocks 2j and 2j+1
 // gives the nibbles that meet lo[j] and hi[j]. The scales are f32, converted once per token instead of
-// once per row. A last partial group is padded with zero blocks.
+// once per row. The per-block values sit in the lane order the kernel's horizontal adds leave the block
+// sums in: lane BONSAI_Q4_0_LANE(b) holds block b's (0, 2, 4, 6, 1, 3, 5, 7). A last partial group is
+// padded with zero blocks.
+#define BONSAI_Q4_0_LANE(b) (((b) % 2) * 4 + (b) / 2)
 typedef struct {
     int8_t lo[4][32];   // pair j: elements 0..15 of y_2j, then of y_2j+1
     int8_t hi[4][32];   // elements 16..31 of the same blocks
-    float d[8];         // y_0..y_7's scales
-    float c[8];         // 8·Σy of y_0..y_7 (for q4_0's q − 8; exact in f32: |8Σy| ≤ 8·32·127)
+    float d[8];         // the blocks' scales, by lane
+    int32_t c[8];       // 8·Σy, by lane: q4_0's q − 8 taken off the exact integer sum
 } bonsai_q4_0_act8;     // 320 B
 size_t bonsai_q4_0_act_size(int64_t n);
 void bonsai_q4_0_act_make(const void *a, int64_t n, void *dst);

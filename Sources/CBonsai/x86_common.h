@@ -32,14 +32,12 @@ __attribute__((target("avx"))) static inline float hmax_ps(__m256 v) {
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
 
-// q4_0 · q8_0 (int8_x86.h): a row's running sums over groups of 8 blocks.
-typedef struct { __m256 acc, offset; } q4_0_sums;
-
-// x, a: the row's and the activation's last (partial) group, of `tail` blocks.
-AVX2 static inline float q4_0_result(q4_0_sums sums, const block_q4_0 *x, const bonsai_q4_0_act8 *a, int64_t tail) {
-    float sum = hsum_ps(_mm256_sub_ps(sums.acc, sums.offset));
-    for (int64_t i = 0; i < tail; i++) {   // the partial group's blocks one at a time
-        const int j = (int)i / 2, h = (int)i % 2;
+// q4_0 · q8_0 (int8_x86.h): a row's result from its running sum over groups of 8 blocks (acc) and the
+// last partial group x, a of `tail` blocks, taken one at a time.
+AVX2 static inline float q4_0_result(__m256 acc, const block_q4_0 *x, const bonsai_q4_0_act8 *a, int64_t tail) {
+    float sum = hsum_ps(acc);
+    for (int64_t i = 0; i < tail; i++) {
+        const int j = (int)i / 2, h = (int)i % 2, lane = BONSAI_Q4_0_LANE((int)i);
         const __m128i t = _mm_loadu_si128((const __m128i *)x[i].qs), m = _mm_set1_epi8(0x0f);
         const __m128i lo = _mm_and_si128(t, m), hi = _mm_and_si128(_mm_srli_epi16(t, 4), m);
         const __m128i p = _mm_add_epi16(_mm_maddubs_epi16(lo, _mm_loadu_si128((const __m128i *)(a->lo[j] + 16 * h))),
@@ -47,7 +45,7 @@ AVX2 static inline float q4_0_result(q4_0_sums sums, const block_q4_0 *x, const 
         __m128i q = _mm_madd_epi16(p, _mm_set1_epi16(1));
         q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(1, 0, 3, 2)));
         q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1)));
-        sum += h2f(x[i].d) * a->d[i] * ((float)_mm_cvtsi128_si32(q) - a->c[i]);
+        sum += h2f(x[i].d) * a->d[lane] * (float)(_mm_cvtsi128_si32(q) - a->c[lane]);
     }
     return sum;
 }
