@@ -128,8 +128,10 @@ KERNEL_ISA static void KERNEL(dot4_q8_0_q8_0)(int64_t n, const void *w, size_t w
         x[r] = (const block_q8_0 *)((const char *)w + (size_t)r * w_stride);
         acc[r] = _mm256_setzero_ps();
     }
-    for (int64_t g = 0; g < ng; g++)
+    for (int64_t g = 0; g < ng; g++) {
+#pragma clang loop unroll(full)   // the four sums stay in registers
         for (int r = 0; r < 4; r++) acc[r] = KERNEL(q8_0_group)(acc[r], x[r] + 8 * g, y + 8 * g);
+    }
     for (int r = 0; r < 4; r++) out[r] = KERNEL(q8_0_rest)(acc[r], x[r] + 8 * ng, y + 8 * ng, nb - 8 * ng);
 }
 
