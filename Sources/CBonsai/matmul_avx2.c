@@ -191,28 +191,34 @@ AVX2 static float dot_q5_1_q8_1(int64_t n, const void *w, const void *a) {
 //   sum = d·dy · (Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y)
 // One block: Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y as i32 lanes.
 AVX2 static inline __m256i q6_block(const block_q6_K *x, const block_q8_K *y) {
-    const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
     const uint8_t *ql = x->ql, *qh = x->qh;
     const int8_t *sc = x->scales, *q8 = y->qs;
+    // The 16 scales as i16 (sc[0..7] | sc[8..15]); each chunk's 8 in both halves, spread per group by a
+    // byte shuffle (building each group's pair from scalars cost 7 operations per 32 elements).
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+    const __m256i chunk_sc[2] = {_mm256_permute2x128_si256(s16, s16, 0x00), _mm256_permute2x128_si256(s16, s16, 0x11)};
     __m256i isum = _mm256_setzero_si256();
     for (int c = 0; c < 2; c++) {   // two chunks of 128: four groups of 32 elements each
         const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c));
         const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c + 32));
         const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * c));
         __m256i g[4];
-        g[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, two), 4));
-        g[1] = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), two), 4));
-        g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), two), 4));
-        g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), two), 4));
+        // the two high bits of element group k sit at bits 2k, 2k+1 of h's bytes: shifted to bits 4, 5
+        // (16-bit shifts: whatever crosses between bytes is masked off)
+        g[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
+        g[1] = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
+        g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(h, bits45));
+        g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
         for (int k = 0; k < 4; k++) {
             const int G = 4 * c + k;   // elements 32G .. 32G+31, scales sc[2G] (first 16), sc[2G+1]
             const __m256i p = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * G)));
-            const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[2 * G + 1]), _mm_set1_epi16(sc[2 * G]));
+            const __m256i s = _mm256_shuffle_epi8(chunk_sc[c], _mm256_set_m128i(_mm_set1_epi16((short)(0x0202 * (2 * k + 1) + 0x0100)),
+                                                                               _mm_set1_epi16((short)(0x0202 * (2 * k) + 0x0100))));
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
         }
     }
     const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
-    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
     const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, s16), 5);   // 32 Σ sc·Σy
     return _mm256_sub_epi32(isum, corr);
 }
