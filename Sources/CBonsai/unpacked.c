@@ -187,7 +187,6 @@ static void unpack_q2_K(const void *row, int64_t n, void *out, int r) {
     }
 }
 
-// q8_0: the signed bytes as they are and their magnitudes (-128 → 128).
 // Σ of 32 signed bytes. Written as a loop, the compiler made it 32 scalar sign extensions through the
 // stack, and unpacking became 43% of a 13-token q8_0 prompt (this file builds for the baseline ISA, not
 // per level); SSE2's sum of absolute differences does it on (q + 128) as unsigned bytes.
@@ -204,6 +203,7 @@ static inline int32_t byte_sum(const int8_t q[BONSAI_QK]) {
 #endif
 }
 
+// q8_0: the signed bytes as they are, their magnitudes (-128 → 128) and their sum.
 static void unpack_q8_0(const void *row, int64_t n, void *out, int r) {
     bonsai_s8x4_block *dst = out;
     const block_q8_0 *x = row;
