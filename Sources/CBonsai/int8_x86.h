@@ -280,6 +280,11 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
     gemm[BONSAI_UNPACKED_U8] = KERNEL(gemm_u8);
     gemm[BONSAI_UNPACKED_U8_HALVES] = KERNEL(gemm_u8h);
     gemm[BONSAI_UNPACKED_S8] = KERNEL(gemm_s8);
+#ifdef PAIRS_I32
+    bonsai_s8_unpack_extras = BONSAI_S8_SUMS;
+#else
+    bonsai_s8_unpack_extras = BONSAI_S8_MAGNITUDES;
+#endif
 }
 
 #undef KERNEL_ISA

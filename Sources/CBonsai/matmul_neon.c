@@ -420,5 +420,6 @@ void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT],
     gemm[BONSAI_UNPACKED_U8] = *sdot ? gemm_u8_sdot : gemm_u8_mull;
     gemm[BONSAI_UNPACKED_U8_HALVES] = *sdot ? gemm_u8h_sdot : gemm_u8h_mull;
     gemm[BONSAI_UNPACKED_S8] = *sdot ? gemm_s8_sdot : gemm_s8_mull;
+    bonsai_s8_unpack_extras = BONSAI_S8_PLAIN;
 }
 #endif   // __aarch64__

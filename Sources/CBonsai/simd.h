@@ -54,10 +54,13 @@ typedef struct { uint8_t q[4][32]; float d[4]; float m[4]; } bonsai_u8x4_block; 
 // The 16-granular types (q2_K, q3_K, q6_K): a scale and an offset per 16 elements, q < 64:
 // w[r][k] = d[k/16][r]·q[r][k] + m[k/16][r].
 typedef struct { uint8_t q[4][32]; float d[2][4]; float m[2][4]; } bonsai_u8x4h_block;   // 192 B
-// q8_0's signed bytes, with their magnitudes beside them for maddubs (unsigned × signed):
-// w[r][k] = d[r]·q[r][k], |q| ≤ 128. qsum[r] = Σ_k q[r][k], for the VNNI kernels, which multiply
-// the activations offset by 128 (unsigned) with q as it is and take 128·qsum back off.
+// q8_0's signed bytes: w[r][k] = d[r]·q[r][k], |q| ≤ 128. Beside them what the level's kernel reads
+// (bonsai_s8_unpack_extras): the magnitudes for AVX2's maddubs (unsigned × signed), or qsum[r] = Σ_k q[r][k]
+// for the VNNI kernels, which multiply the activations offset by 128 (unsigned) with q as it is and take
+// 128·qsum back off; NEON multiplies signed by signed and reads neither.
 typedef struct { uint8_t absq[4][32]; int8_t q[4][32]; float d[4]; int32_t qsum[4]; } bonsai_s8x4_block;   // 288 B
+typedef enum { BONSAI_S8_PLAIN, BONSAI_S8_MAGNITUDES, BONSAI_S8_SUMS } bonsai_s8_extras;
+extern bonsai_s8_extras bonsai_s8_unpack_extras;   // set where a level registers its gemm_s8
 // Eight tokens, one 32-element block: x[c][k] ≈ d[c]·qs[k/4][4c + k%4]; s[c] = d[c]·Σ_k q[c][k],
 // s_lo[c] the same over k < 16.
 typedef struct { float d[8]; float s[8]; float s_lo[8]; int8_t qs[8][32]; } bonsai_act8x32_block;  // 352 B

@@ -6,8 +6,8 @@
 // with d and m as floats, each family shares one kernel; the unpacking (nibbles, high bits, 6-bit
 // K scales, f16 → f32) is done once per 4 rows for a whole group of tokens instead of once per
 // (row, token) pair, which is what made the per-type kernels slow (pp512 on q4_0: 19 → 32 tokens/s).
-// q8_0 is w = d·q with q signed and 8 bits wide: its bytes are kept with their magnitudes beside them,
-// for a kernel of its own (maddubs multiplies unsigned by signed bytes).
+// q8_0 is w = d·q with q signed and 8 bits wide: its bytes are kept as they are, for a kernel of its own,
+// with what that kernel needs beside them (bonsai_s8x4_block).
 // Tested through bonsai_matmul against the same computation in double (UnpackedMatmulTests).
 #include "simd.h"
 #include "kscales.h"
@@ -203,19 +203,35 @@ static inline int32_t byte_sum(const int8_t q[BONSAI_QK]) {
 #endif
 }
 
-// q8_0: the signed bytes as they are, their magnitudes (-128 → 128) and their sum.
-static void unpack_q8_0(const void *row, int64_t n, void *out, int r) {
+// q8_0: the signed bytes as they are, and what this CPU's kernel reads beside them: their magnitudes
+// (-128 → 128) or their sum. Unpacking is the first read of each weight row in a prompt, so it waits on
+// memory; filling both for every level cost the time of the one not read.
+bonsai_s8_extras bonsai_s8_unpack_extras;
+
+static inline __attribute__((always_inline)) void unpack_q8_0_with(const void *row, int64_t n, void *out, int r,
+                                                                     bonsai_s8_extras extras) {
     bonsai_s8x4_block *dst = out;
     const block_q8_0 *x = row;
     for (int64_t b = 0; b < n / BONSAI_QK; b++) {
         int8_t q[BONSAI_QK];
-        uint8_t a[BONSAI_QK];
         memcpy(q, x[b].qs, BONSAI_QK);
-        for (int k = 0; k < BONSAI_QK; k++) a[k] = (uint8_t)(q[k] < 0 ? -q[k] : q[k]);
         memcpy(dst[b].q[r], q, BONSAI_QK);
-        memcpy(dst[b].absq[r], a, BONSAI_QK);
         dst[b].d[r] = F16(x[b].d);
-        dst[b].qsum[r] = byte_sum(q);
+        if (extras == BONSAI_S8_MAGNITUDES) {
+            uint8_t a[BONSAI_QK];
+            for (int k = 0; k < BONSAI_QK; k++) a[k] = (uint8_t)(q[k] < 0 ? -q[k] : q[k]);
+            memcpy(dst[b].absq[r], a, BONSAI_QK);
+        } else if (extras == BONSAI_S8_SUMS) {
+            dst[b].qsum[r] = byte_sum(q);
+        }
+    }
+}
+
+static void unpack_q8_0(const void *row, int64_t n, void *out, int r) {
+    switch (bonsai_s8_unpack_extras) {   // one loop per case
+    case BONSAI_S8_MAGNITUDES: unpack_q8_0_with(row, n, out, r, BONSAI_S8_MAGNITUDES); break;
+    case BONSAI_S8_SUMS: unpack_q8_0_with(row, n, out, r, BONSAI_S8_SUMS); break;
+    case BONSAI_S8_PLAIN: unpack_q8_0_with(row, n, out, r, BONSAI_S8_PLAIN); break;
     }
 }
 
