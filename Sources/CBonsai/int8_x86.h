@@ -1,7 +1,8 @@
 // int8_x86.h — internal: the x86 int8 kernels built on u8 × s8 products, written once and compiled per
 // level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's q4_0 and q8_0 dots
-// (one row and four), q8_0's 4 × 4 prompt kernel, and the prompt kernels over unpacked weights (4 rows ×
-// 8 tokens). Shared helpers: x86_common.h. The includer defines, and this file undefines at its end:
+// (one row and four), the K types' dots (q4_K, q5_K, q6_K against q8_K), q8_0's 4 × 4 prompt kernel,
+// and the prompt kernels over unpacked weights (4 rows × 8 tokens). Shared helpers: x86_common.h. The
+// includer defines, and this file undefines at its end:
 //   KERNEL_ISA            the kernels' target attribute
 //   KERNEL(name)          a kernel's name at this level
 //   PAIRS_ADD(p, u, s)    p + the products u8 u × s8 s, summed by four into i32 lanes or by two into i16
@@ -9,9 +10,10 @@
 //   PAIRS_WIDEN(acc, p)   acc (i32 lanes) + p, whatever PAIRS_ADD left p in
 //   PAIRS_DOT(acc, u, s)  PAIRS_WIDEN(acc, PAIRS_ADD(0, u, s))
 //   PAIRS_I32             defined if PAIRS_ADD sums into i32 lanes (cannot saturate)
+//   PAIRS_SCALED(acc, p, s) acc (i32 lanes) + the i16 lanes of p times those of s, summed by two (the K types
+//                         fold their sub-block scales in this way: madd + add, or VNNI's dpwssd)
 // Every level computes the same i32 sums exactly and the same float operations after them, so its outputs
 // are bit-identical to AVX2's (tools/cross_check runs the VNNI kernels through SIMDe to check that).
-// The K types' dots stay in matmul_avx2.c: their madd folds in sub-block scales, not ones.
 
 // ------------------------------------------------------------------------------- q4_0 · q8_0
 // Reads the activation as bonsai_q4_0_act8 (act_layout.c), made once per token. Per pair of blocks: one
@@ -268,6 +270,152 @@ KERNEL_ISA static void KERNEL(gemm_s8)(int64_t nb, const void *wp, const bonsai_
     for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
 }
 
+// ------------------------------------------------------------------------------- q4_K/q5_K · q8_K
+// A 256-block is 8 sub-blocks of 32 with 6-bit scale sc and min m:
+//   sum = d·dy · Σ_s sc_s Σ q·y  −  dmin·dy · Σ_s m_s Σ y
+// maddubs sums pairs of products in i16; PAIRS_SCALED folds sc_s into their widening to i32, so the
+// block accumulates exactly in i32.
+
+// One 256-block of q4_K or q5_K against q8_K: isum = Σ_s sc_s Σ q y (i32 lanes) and msum = Σ_s m_s Σ y
+// (i32 lanes). q5_K's fifth bit comes from qh: bit 2j of qh[l] tops element l of sub-block 2j (the low
+// nibbles), bit 2j+1 that of sub-block 2j+1; qh NULL (q4_K) compiles the bit away. q ≤ 31: |pair| ≤ 2·31·127
+// fits i16. Each sub-block's scale is spread over the i16 lanes by a byte shuffle of the decoded scales.
+KERNEL_ISA static inline void KERNEL(k4_block)(const uint8_t scales[12], const uint8_t *q, const uint8_t *qh,
+                                               const block_q8_K *y, __m256i *isum_out, __m128i *msum_out) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    const __m256i sm = k4_scales_mins(scales);
+    const __m256i sc = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));   // sc[0..7] in both halves
+    const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    __m256i isum = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
+        const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+        __m256i lo = _mm256_and_si256(qb, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
+        if (qh) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+        }
+        const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j)));
+        const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j + 32)));
+        const __m256i slo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0101 * (4 * j) + 0x0100)));
+        const __m256i shi = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0101 * (4 * j + 2) + 0x0100)));
+        isum = PAIRS_SCALED(isum, plo, slo);
+        isum = PAIRS_SCALED(isum, phi, shi);
+    }
+    // Σ_s m_s (bsums[2s] + bsums[2s+1]): the 16 sums added pairwise (|pair| ≤ 32·128), times m
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+    *isum_out = isum;
+    *msum_out = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pairs);
+}
+
+// q4_K and q5_K rows: d, dmin and scales sit at the same offsets; qh_off < 0 (q4_K) has no fifth bit.
+KERNEL_ISA static inline void KERNEL(k4_step)(k4_sums *s, const char *blk, size_t block_bytes, size_t qs_off, long qh_off,
+                                              const block_q8_K *y) {
+    prefetch_block(blk, block_bytes);
+    const block_q4_K *hdr = (const block_q4_K *)blk;
+    __m256i isum;
+    __m128i msum;
+    KERNEL(k4_block)(hdr->scales, (const uint8_t *)blk + qs_off, qh_off >= 0 ? (const uint8_t *)blk + qh_off : NULL, y,
+                     &isum, &msum);
+    s->acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->d) * y->d), _mm256_cvtepi32_ps(isum), s->acc);
+    s->mins = _mm_fmadd_ps(_mm_set1_ps(h2f(hdr->dmin) * y->d), _mm_cvtepi32_ps(msum), s->mins);
+}
+
+KERNEL_ISA static inline float KERNEL(dot_k4_q8_K)(int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off,
+                                                   const void *a) {
+    const block_q8_K *y = a;
+    k4_sums s = {_mm256_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) KERNEL(k4_step)(&s, (const char *)w + i * block_bytes, block_bytes, qs_off, qh_off, &y[i]);
+    return k4_result(s);
+}
+
+// Four rows, w_stride bytes apart. The row loop stays rolled here: unrolled, q4_K ran slower on
+// first-generation Zen (4.2 → 3.7 tokens/s, 1 thread).
+KERNEL_ISA static inline void KERNEL(dot4_k4_q8_K)(int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t qs_off,
+                                                   long qh_off, const void *a, float out[4]) {
+    const block_q8_K *y = a;
+    k4_sums s[4];
+    for (int r = 0; r < 4; r++) s[r] = (k4_sums){_mm256_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
+        for (int r = 0; r < 4; r++)
+            KERNEL(k4_step)(&s[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, qs_off, qh_off, &y[i]);
+    for (int r = 0; r < 4; r++) out[r] = k4_result(s[r]);
+}
+
+KERNEL_ISA static float KERNEL(dot_q4_K_q8_K)(int64_t n, const void *w, const void *a) {
+    return KERNEL(dot_k4_q8_K)(n, w, sizeof(block_q4_K), offsetof(block_q4_K, qs), -1, a);
+}
+
+KERNEL_ISA static float KERNEL(dot_q5_K_q8_K)(int64_t n, const void *w, const void *a) {
+    return KERNEL(dot_k4_q8_K)(n, w, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), a);
+}
+
+KERNEL_ISA static void KERNEL(dot4_q4_K_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    KERNEL(dot4_k4_q8_K)(n, w, w_stride, sizeof(block_q4_K), offsetof(block_q4_K, qs), -1, a, out);
+}
+
+KERNEL_ISA static void KERNEL(dot4_q5_K_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    KERNEL(dot4_k4_q8_K)(n, w, w_stride, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), a, out);
+}
+
+// ------------------------------------------------------------------------------- q6_K · q8_K
+// 256-block = 16 sub-blocks of 16 with int8 scales; q in 0..63 stands for q − 32:
+//   sum = d·dy · (Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y)
+// One block: Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y as i32 lanes. q < 64: |pair| ≤ 2·63·127 fits i16.
+KERNEL_ISA static inline __m256i KERNEL(q6_block)(const block_q6_K *x, const block_q8_K *y) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
+    const uint8_t *ql = x->ql, *qh = x->qh;
+    const int8_t *sc = x->scales, *q8 = y->qs;
+    // The 16 scales as i16 (sc[0..7] | sc[8..15]); each chunk's 8 in both halves, spread per group by a
+    // byte shuffle (building each group's pair from scalars cost 7 operations per 32 elements).
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+    const __m256i chunk_sc[2] = {_mm256_permute2x128_si256(s16, s16, 0x00), _mm256_permute2x128_si256(s16, s16, 0x11)};
+    __m256i isum = _mm256_setzero_si256();
+    for (int c = 0; c < 2; c++) {   // two chunks of 128: four groups of 32 elements each
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c + 32));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * c));
+        __m256i g[4];
+        // the two high bits of element group k sit at bits 2k, 2k+1 of h's bytes: shifted to bits 4, 5
+        // (16-bit shifts: whatever crosses between bytes is masked off)
+        g[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
+        g[1] = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
+        g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(h, bits45));
+        g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
+        for (int k = 0; k < 4; k++) {
+            const int G = 4 * c + k;   // elements 32G .. 32G+31, scales sc[2G] (first 16), sc[2G+1]
+            const __m256i p = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * G)));
+            const __m256i s = _mm256_shuffle_epi8(chunk_sc[c], _mm256_set_m128i(_mm_set1_epi16((short)(0x0202 * (2 * k + 1) + 0x0100)),
+                                                                               _mm_set1_epi16((short)(0x0202 * (2 * k) + 0x0100))));
+            isum = PAIRS_SCALED(isum, p, s);
+        }
+    }
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, s16), 5);   // 32 Σ sc·Σy
+    return _mm256_sub_epi32(isum, corr);
+}
+
+KERNEL_ISA static inline __m256 KERNEL(q6_step)(__m256 acc, const block_q6_K *x, const block_q8_K *y) {
+    prefetch_block(x, sizeof(block_q6_K));
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * y->d), _mm256_cvtepi32_ps(KERNEL(q6_block)(x, y)), acc);
+}
+
+KERNEL_ISA static float KERNEL(dot_q6_K_q8_K)(int64_t n, const void *w, const void *a) {
+    const block_q6_K *x = w;
+    const block_q8_K *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) acc = KERNEL(q6_step)(acc, &x[i], &y[i]);
+    return hsum_ps(acc);
+}
+
+KERNEL_ISA static void KERNEL(dot4_q6_K_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    const block_q8_K *y = a;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
+        for (int r = 0; r < 4; r++) acc[r] = KERNEL(q6_step)(acc[r], (const block_q6_K *)((const char *)w + (size_t)r * w_stride) + i, &y[i]);
+    for (int r = 0; r < 4; r++) out[r] = hsum_ps(acc[r]);
+}
+
 // This level's kernels into the dispatch tables (cpu.c).
 static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
                                   bonsai_gemm4x4_fn gemm4x4[BONSAI_TYPE_COUNT],
@@ -277,6 +425,12 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
     dot[BONSAI_TYPE_Q8_0] = KERNEL(dot_q8_0_q8_0);
     dot4[BONSAI_TYPE_Q8_0] = KERNEL(dot4_q8_0_q8_0);
     gemm4x4[BONSAI_TYPE_Q8_0] = KERNEL(gemm4x4_q8_0);
+    dot[BONSAI_TYPE_Q4_K] = KERNEL(dot_q4_K_q8_K);
+    dot4[BONSAI_TYPE_Q4_K] = KERNEL(dot4_q4_K_q8_K);
+    dot[BONSAI_TYPE_Q5_K] = KERNEL(dot_q5_K_q8_K);
+    dot4[BONSAI_TYPE_Q5_K] = KERNEL(dot4_q5_K_q8_K);
+    dot[BONSAI_TYPE_Q6_K] = KERNEL(dot_q6_K_q8_K);
+    dot4[BONSAI_TYPE_Q6_K] = KERNEL(dot4_q6_K_q8_K);
     gemm[BONSAI_UNPACKED_U8] = KERNEL(gemm_u8);
     gemm[BONSAI_UNPACKED_U8_HALVES] = KERNEL(gemm_u8h);
     gemm[BONSAI_UNPACKED_S8] = KERNEL(gemm_s8);
@@ -293,3 +447,4 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
 #undef PAIRS_WIDEN
 #undef PAIRS_DOT
 #undef PAIRS_I32
+#undef PAIRS_SCALED

@@ -3,10 +3,10 @@
 // Each kernel computes what bonsai_vec_dot_ref computes (dequantize both, multiply, sum) with integer
 // products: maddubs (u8 × s8 → pairs in i16), madd (i16 → i32, folding in a sub-block scale where the
 // type has one), and one float multiply per block by the two block scales. Tested against the reference.
-// q4_0's and q8_0's dots and the prompt kernels are int8_x86.h's, compiled here at the AVX2 level.
+// The q4_0, q8_0 and K-type dots and the prompt kernels are int8_x86.h's, compiled here at the AVX2 level;
+// this file has the rarer 32-granular types' dots.
 #include "bonsai.h"
 #include "simd.h"
-#include "kscales.h"
 #include <stddef.h>
 #include <string.h>
 
@@ -24,106 +24,6 @@ AVX2 static inline int hsum_epi32(__m256i v) {
 AVX2 static inline __m256i nibbles32(const uint8_t *p) {
     const __m128i t = _mm_loadu_si128((const __m128i *)p);
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f));
-}
-
-// ------------------------------------------------------------------------------- q4_K · q8_K
-// A 256-block is 8 sub-blocks of 32 with 6-bit scale sc and min m:
-//   sum = d·dy · Σ_s sc_s Σ q·y  −  dmin·dy · Σ_s m_s Σ y
-// madd by the broadcast scale folds sc_s in, so the block accumulates exactly in i32.
-
-// The 12 bytes of a q4_K/q5_K block's 6-bit scales and mins → sc[0..7] in i16 lanes 0..7 and m[0..7] in
-// lanes 8..15 (decoded by words, not per sub-block: scalar decoding was half of the kernel's operations).
-AVX2 static inline __m256i k4_scales_mins(const uint8_t scales[12]) {
-    uint32_t w[4];
-    bonsai_k4_scale_words(scales, w);
-    return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)w));
-}
-
-// One 256-block of q4_K or q5_K against q8_K: isum = Σ_s sc_s Σ q y (i32 lanes) and msum = Σ_s m_s Σ y
-// (i32 lanes). q5_K's fifth bit comes from qh: bit 2j of qh[l] tops element l of sub-block 2j (the low
-// nibbles), bit 2j+1 that of sub-block 2j+1; qh NULL (q4_K) compiles the bit away. q ≤ 31: |pair| ≤ 2·31·127
-// fits i16. Each sub-block's scale is spread over the i16 lanes by a byte shuffle of the decoded scales.
-AVX2 static inline void k4_block(const uint8_t scales[12], const uint8_t *q, const uint8_t *qh, const block_q8_K *y,
-                                 __m256i *isum_out, __m128i *msum_out) {
-    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
-    const __m256i sm = k4_scales_mins(scales);
-    const __m256i sc = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));   // sc[0..7] in both halves
-    const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-    __m256i isum = _mm256_setzero_si256();
-    for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
-        const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-        __m256i lo = _mm256_and_si256(qb, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
-        if (qh) {
-            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
-            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
-        }
-        const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j)));
-        const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j + 32)));
-        const __m256i slo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0101 * (4 * j) + 0x0100)));
-        const __m256i shi = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0101 * (4 * j + 2) + 0x0100)));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, slo));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, shi));
-    }
-    // Σ_s m_s (bsums[2s] + bsums[2s+1]): the 16 sums added pairwise (|pair| ≤ 32·128), times m
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
-    const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-    *isum_out = isum;
-    *msum_out = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pairs);
-}
-
-// q4_K and q5_K rows: d, dmin and scales sit at the same offsets; qh_off < 0 (q4_K) has no fifth bit.
-// A row's running sums; one block's step; the result. The one-row and four-row dots share them, so a row
-// gets the same result from either.
-typedef struct { __m256 acc; __m128 mins; } k4_sums;
-
-AVX2 static inline void k4_step(k4_sums *s, const char *blk, size_t block_bytes, size_t qs_off, long qh_off,
-                             const block_q8_K *y) {
-    for (size_t l = 0; l < block_bytes; l += 64) _mm_prefetch(blk + PREFETCH_BYTES + l, _MM_HINT_T0);
-    const block_q4_K *hdr = (const block_q4_K *)blk;
-    __m256i isum;
-    __m128i msum;
-    k4_block(hdr->scales, (const uint8_t *)blk + qs_off, qh_off >= 0 ? (const uint8_t *)blk + qh_off : NULL, y, &isum, &msum);
-    s->acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->d) * y->d), _mm256_cvtepi32_ps(isum), s->acc);
-    s->mins = _mm_fmadd_ps(_mm_set1_ps(h2f(hdr->dmin) * y->d), _mm_cvtepi32_ps(msum), s->mins);
-}
-
-AVX2 static inline float k4_result(k4_sums s) {
-    const __m128 m = _mm_add_ps(s.mins, _mm_movehl_ps(s.mins, s.mins));
-    return hsum_ps(s.acc) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
-}
-
-AVX2 static inline float dot_k4_q8_K(int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, const void *a) {
-    const block_q8_K *y = a;
-    k4_sums s = {_mm256_setzero_ps(), _mm_setzero_ps()};
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++) k4_step(&s, (const char *)w + i * block_bytes, block_bytes, qs_off, qh_off, &y[i]);
-    return k4_result(s);
-}
-
-AVX2 static inline void dot4_k4_q8_K(int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t qs_off, long qh_off,
-                                     const void *a, float out[4]) {
-    const block_q8_K *y = a;
-    k4_sums s[4];
-    for (int r = 0; r < 4; r++) s[r] = (k4_sums){_mm256_setzero_ps(), _mm_setzero_ps()};
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
-        for (int r = 0; r < 4; r++)
-            k4_step(&s[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, qs_off, qh_off, &y[i]);
-    for (int r = 0; r < 4; r++) out[r] = k4_result(s[r]);
-}
-
-AVX2 static float dot_q4_K_q8_K(int64_t n, const void *w, const void *a) {
-    return dot_k4_q8_K(n, w, sizeof(block_q4_K), offsetof(block_q4_K, qs), -1, a);
-}
-
-AVX2 static float dot_q5_K_q8_K(int64_t n, const void *w, const void *a) {
-    return dot_k4_q8_K(n, w, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), a);
-}
-
-AVX2 static void dot4_q4_K_q8_K(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    dot4_k4_q8_K(n, w, w_stride, sizeof(block_q4_K), offsetof(block_q4_K, qs), -1, a, out);
-}
-
-AVX2 static void dot4_q5_K_q8_K(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    dot4_k4_q8_K(n, w, w_stride, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), a, out);
 }
 
 // ------------------------------------------------------------------------- q4_1, q5_0, q5_1
@@ -186,64 +86,6 @@ AVX2 static float dot_q5_1_q8_1(int64_t n, const void *w, const void *a) {
     return dot_x1_q8_1(n, w, sizeof(block_q5_1), offsetof(block_q5_1, qs), (long)offsetof(block_q5_1, qh), a);
 }
 
-// ------------------------------------------------------------------------------- q6_K · q8_K
-// 256-block = 16 sub-blocks of 16 with int8 scales; q in 0..63 stands for q − 32:
-//   sum = d·dy · (Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y)
-// One block: Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y as i32 lanes.
-AVX2 static inline __m256i q6_block(const block_q6_K *x, const block_q8_K *y) {
-    const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
-    const uint8_t *ql = x->ql, *qh = x->qh;
-    const int8_t *sc = x->scales, *q8 = y->qs;
-    // The 16 scales as i16 (sc[0..7] | sc[8..15]); each chunk's 8 in both halves, spread per group by a
-    // byte shuffle (building each group's pair from scalars cost 7 operations per 32 elements).
-    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-    const __m256i chunk_sc[2] = {_mm256_permute2x128_si256(s16, s16, 0x00), _mm256_permute2x128_si256(s16, s16, 0x11)};
-    __m256i isum = _mm256_setzero_si256();
-    for (int c = 0; c < 2; c++) {   // two chunks of 128: four groups of 32 elements each
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c));
-        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c + 32));
-        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * c));
-        __m256i g[4];
-        // the two high bits of element group k sit at bits 2k, 2k+1 of h's bytes: shifted to bits 4, 5
-        // (16-bit shifts: whatever crosses between bytes is masked off)
-        g[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
-        g[1] = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
-        g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(h, bits45));
-        g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
-        for (int k = 0; k < 4; k++) {
-            const int G = 4 * c + k;   // elements 32G .. 32G+31, scales sc[2G] (first 16), sc[2G+1]
-            const __m256i p = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * G)));
-            const __m256i s = _mm256_shuffle_epi8(chunk_sc[c], _mm256_set_m128i(_mm_set1_epi16((short)(0x0202 * (2 * k + 1) + 0x0100)),
-                                                                               _mm_set1_epi16((short)(0x0202 * (2 * k) + 0x0100))));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
-        }
-    }
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
-    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, s16), 5);   // 32 Σ sc·Σy
-    return _mm256_sub_epi32(isum, corr);
-}
-
-AVX2 static inline __m256 q6_step(__m256 acc, const block_q6_K *x, const block_q8_K *y) {
-    for (int l = 0; l < (int)sizeof(block_q6_K); l += 64) _mm_prefetch((const char *)x + PREFETCH_BYTES + l, _MM_HINT_T0);
-    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * y->d), _mm256_cvtepi32_ps(q6_block(x, y)), acc);
-}
-
-AVX2 static float dot_q6_K_q8_K(int64_t n, const void *w, const void *a) {
-    const block_q6_K *x = w;
-    const block_q8_K *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++) acc = q6_step(acc, &x[i], &y[i]);
-    return hsum_ps(acc);
-}
-
-AVX2 static void dot4_q6_K_q8_K(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    const block_q8_K *y = a;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
-        for (int r = 0; r < 4; r++) acc[r] = q6_step(acc[r], (const block_q6_K *)((const char *)w + (size_t)r * w_stride) + i, &y[i]);
-    for (int r = 0; r < 4; r++) out[r] = hsum_ps(acc[r]);
-}
-
 // ------------------------------------------------------------------------------- int8_x86.h at AVX2
 // AVX2 sums u8 × s8 products by pairs in i16 (maddubs), which stays exact within each kernel's bound, and
 // widens them to i32 (madd with ones); VNNI does both in one instruction (matmul_vnni.c).
@@ -252,6 +94,7 @@ AVX2 static void dot4_q6_K_q8_K(int64_t n, const void *w, size_t w_stride, const
 #define PAIRS_ADD(p, u, s) _mm256_add_epi16((p), _mm256_maddubs_epi16((u), (s)))
 #define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), _mm256_madd_epi16((p), _mm256_set1_epi16(1)))
 #define PAIRS_DOT(acc, u, s) PAIRS_WIDEN((acc), _mm256_maddubs_epi16((u), (s)))
+#define PAIRS_SCALED(acc, p, s) _mm256_add_epi32((acc), _mm256_madd_epi16((p), (s)))
 #include "int8_x86.h"
 
 // bonsai_pack_act8x32 in AVX2, bit-identical to the portable loop (same products, amax, 1/d, and
@@ -306,12 +149,6 @@ void bonsai_register_avx2_kernels(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
                                   bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS]) {
     register_int8_avx2(dot, dot4, gemm4x4, gemm);
     acts[BONSAI_TYPE_Q4_0] = (bonsai_act_layout){bonsai_q4_0_act_size, bonsai_q4_0_act_make};
-    dot4[BONSAI_TYPE_Q4_K] = dot4_q4_K_q8_K;
-    dot4[BONSAI_TYPE_Q5_K] = dot4_q5_K_q8_K;
-    dot4[BONSAI_TYPE_Q6_K] = dot4_q6_K_q8_K;
-    dot[BONSAI_TYPE_Q4_K] = dot_q4_K_q8_K;
-    dot[BONSAI_TYPE_Q6_K] = dot_q6_K_q8_K;
-    dot[BONSAI_TYPE_Q5_K] = dot_q5_K_q8_K;
     dot[BONSAI_TYPE_Q5_0] = dot_q5_0_q8_0;
     dot[BONSAI_TYPE_Q4_1] = dot_q4_1_q8_1;
     dot[BONSAI_TYPE_Q5_1] = dot_q5_1_q8_1;

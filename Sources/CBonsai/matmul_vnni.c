@@ -1,12 +1,13 @@
-// matmul_vnni.c — int8_x86.h's kernels (q4_0 and q8_0 dots, q8_0's 4 × 4 and the unpacked prompt kernels)
-// with VNNI's dpbusd (u8 × s8, four products summed into each i32 lane in one instruction) where AVX2 needs
-// maddubs + madd: AVX512-VNNI with AVX512-VL (its 256-bit form; Ice Lake, Sapphire Rapids, Zen 4) and
-// AVX-VNNI (Alder Lake and later). Same source, same i32 sums, same float operations: outputs bit-identical
-// to the AVX2 kernels'. The K types' dots stay AVX2 (their madd folds in sub-block scales). With
-// AVX512-VNNI the prompt kernels also come 512 bits wide, two sets of 8 tokens at a time (below).
+// matmul_vnni.c — int8_x86.h's kernels (q4_0, q8_0 and K-type dots, q8_0's 4 × 4 and the unpacked prompt
+// kernels) with VNNI's dpbusd (u8 × s8, four products summed into each i32 lane in one instruction) where
+// AVX2 needs maddubs + madd, and dpwssd (i16 × i16 pairs added to i32 lanes) where the K types' dots fold
+// their sub-block scales in with madd + add: AVX512-VNNI with AVX512-VL (its 256-bit form; Ice Lake,
+// Sapphire Rapids, Zen 4) and AVX-VNNI (Alder Lake and later). Same source, same i32 sums, same float
+// operations: outputs bit-identical to the AVX2 kernels'. With AVX512-VNNI the prompt kernels also come
+// 512 bits wide, two sets of 8 tokens at a time (below).
 //
 // No CPU here has VNNI: tools/cross_check builds this file with BONSAI_VNNI_EMULATED, which takes dpbusd
-// from SIMDe's portable implementation (Debian: libsimde-dev) and lets cpu.c choose these kernels on an
+// (and dpwssd) from SIMDe's portable implementation (Debian: libsimde-dev) and lets cpu.c choose these kernels on an
 // AVX2 CPU, and requires every matmul output to equal the AVX2 build's bit for bit. Never defined in the
 // package build.
 #if defined(__x86_64__)
@@ -17,11 +18,15 @@
 #include <simde/x86/avx512.h>   // built with -mavx2: SIMDe's 256-bit type is __m256i itself, its 512-bit one a pair
 #define dpbusd_evex(acc, u, s) simde_mm256_dpbusd_epi32((acc), (u), (s))
 #define dpbusd_vex(acc, u, s) simde_mm256_dpbusd_epi32((acc), (u), (s))
+#define dpwssd_evex(acc, p, s) simde_mm256_dpwssd_epi32((acc), (p), (s))
+#define dpwssd_vex(acc, p, s) simde_mm256_dpwssd_epi32((acc), (p), (s))
 #define VNNI_EVEX AVX2
 #define VNNI_VEX AVX2
 #else
 #define dpbusd_evex(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
 #define dpbusd_vex(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+#define dpwssd_evex(acc, p, s) _mm256_dpwssd_epi32((acc), (p), (s))
+#define dpwssd_vex(acc, p, s) _mm256_dpwssd_avx_epi32((acc), (p), (s))
 #define VNNI_EVEX __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
 #define VNNI_VEX __attribute__((target("avx2,fma,f16c,avxvnni")))
 #endif
@@ -33,6 +38,7 @@
 #define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), (p))
 #define PAIRS_DOT(acc, u, s) dpbusd_evex((acc), (u), (s))
 #define PAIRS_I32
+#define PAIRS_SCALED(acc, p, s) dpwssd_evex((acc), (p), (s))
 #include "int8_x86.h"
 
 // AVX-VNNI (VEX-encoded): the same instruction for CPUs without AVX-512
@@ -42,6 +48,7 @@
 #define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), (p))
 #define PAIRS_DOT(acc, u, s) dpbusd_vex((acc), (u), (s))
 #define PAIRS_I32
+#define PAIRS_SCALED(acc, p, s) dpwssd_vex((acc), (p), (s))
 #include "int8_x86.h"
 
 // ------------------------------------------------------------------------------- 512 bits: 4 rows × 16 tokens

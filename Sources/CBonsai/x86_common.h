@@ -1,10 +1,11 @@
 // x86_common.h — internal: the x86 helpers cpu.c and the int8 kernels of every level share (matmul_avx2.c,
-// matmul_vnni.c): AVX/AVX2 helpers, which inline into any wider target, and the parts of the q4_0 and q8_0
-// dots that do no u8 × s8 products.
+// matmul_vnni.c): AVX/AVX2 helpers, which inline into any wider target, and the parts of the q4_0, q8_0
+// and K-type dots that do no u8 × s8 products.
 #ifndef BONSAI_X86_COMMON_H
 #define BONSAI_X86_COMMON_H
 #include "bonsai.h"
 #include "simd.h"
+#include "kscales.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -59,6 +60,28 @@ AVX2 static inline void q8_0_prefetch(const block_q8_0 *x) {   // per two blocks
 AVX2 static inline __m128i reduce4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// ------------------------------------------------------------------------------- K types (int8_x86.h)
+// The 12 bytes of a q4_K/q5_K block's 6-bit scales and mins → sc[0..7] in i16 lanes 0..7 and m[0..7] in
+// lanes 8..15 (decoded by words, not per sub-block: scalar decoding was half of the kernel's operations).
+AVX2 static inline __m256i k4_scales_mins(const uint8_t scales[12]) {
+    uint32_t w[4];
+    bonsai_k4_scale_words(scales, w);
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)w));
+}
+
+// A q4_K/q5_K row's running sums: Σ d·dy·(sub-block sums) by lanes, and Σ dmin·dy·(min sums). The one-row
+// and four-row dots share the step and the result, so a row gets the same result from either.
+typedef struct { __m256 acc; __m128 mins; } k4_sums;
+
+AVX2 static inline float k4_result(k4_sums s) {
+    const __m128 m = _mm_add_ps(s.mins, _mm_movehl_ps(s.mins, s.mins));
+    return hsum_ps(s.acc) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
+}
+
+AVX2 static inline void prefetch_block(const void *blk, size_t bytes) {
+    for (size_t l = 0; l < bytes; l += 64) _mm_prefetch((const char *)blk + PREFETCH_BYTES + l, _MM_HINT_T0);
 }
 
 #endif
