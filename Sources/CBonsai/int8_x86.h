@@ -1,6 +1,6 @@
 // int8_x86.h — internal: the x86 int8 kernels built on u8 × s8 products, written once and compiled per
 // level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's q4_0 and q8_0 dots
-// (one row and four), the K types' dots (q4_K, q5_K, q6_K against q8_K), q8_0's 4 × 4 prompt kernel,
+// (one row and four), the K types' dots (q2_K … q6_K against q8_K), q8_0's 4 × 4 prompt kernel,
 // and the prompt kernels over unpacked weights (4 rows × 8 tokens). Shared helpers: x86_common.h. The
 // includer defines, and this file undefines at its end:
 //   KERNEL_ISA            the kernels' target attribute
@@ -270,16 +270,37 @@ KERNEL_ISA static void KERNEL(gemm_s8)(int64_t nb, const void *wp, const bonsai_
     for (int r = 0; r < 4; r++) _mm256_storeu_ps(out[r], acc[r]);
 }
 
-// ------------------------------------------------------------------------------- q4_K/q5_K · q8_K
-// A 256-block is 8 sub-blocks of 32 with 6-bit scale sc and min m:
-//   sum = d·dy · Σ_s sc_s Σ q·y  −  dmin·dy · Σ_s m_s Σ y
-// maddubs sums pairs of products in i16; PAIRS_SCALED folds sc_s into their widening to i32, so the
-// block accumulates exactly in i32.
+// ------------------------------------------------------------------------------- K types · q8_K
+// A 256-block's sub-blocks (32 elements for q4_K/q5_K, 16 for q2_K/q3_K/q6_K) each have a small integer
+// scale sc_s; the elements are unsigned bytes u (offsets and mins come off through the activation's
+// per-16 sums, bsums). maddubs sums pairs of products u·y in i16; PAIRS_SCALED folds sc_s into their
+// widening to i32, so a block accumulates exactly in i32:
+//   with a min per sub-block (q2_K, q4_K, q5_K):  d·dy · Σ_s sc_s Σ u·y  −  dmin·dy · Σ_s m_s Σ y
+//   with an offset o (q3_K: 4, q6_K: 32):        d·dy · (Σ_s sc_s Σ u·y  −  o Σ_s sc_s Σ y)
 
-// One 256-block of q4_K or q5_K against q8_K: isum = Σ_s sc_s Σ q y (i32 lanes) and msum = Σ_s m_s Σ y
-// (i32 lanes). q5_K's fifth bit comes from qh: bit 2j of qh[l] tops element l of sub-block 2j (the low
-// nibbles), bit 2j+1 that of sub-block 2j+1; qh NULL (q4_K) compiles the bit away. q ≤ 31: |pair| ≤ 2·31·127
-// fits i16. Each sub-block's scale is spread over the i16 lanes by a byte shuffle of the decoded scales.
+// Each sub-block's scale spread over the i16 lanes of its products: sc holds 8 scales as i16, in both
+// 128-bit lanes. 32-element sub-blocks (q4_K/q5_K): scale j in every lane. 16-element ones: the products
+// of a group of 32 elements hold sub-block 2k in the low 128 bits and 2k+1 in the high 128 bits.
+#define K_SPREAD32(sc, j) _mm256_shuffle_epi8((sc), _mm256_set1_epi16((short)(0x0202 * (j) + 0x0100)))
+#define K_SPREAD16(sc, k) _mm256_shuffle_epi8((sc), _mm256_set_m128i(_mm_set1_epi16((short)(0x0202 * (2 * (k) + 1) + 0x0100)), \
+                                                                     _mm_set1_epi16((short)(0x0202 * (2 * (k)) + 0x0100))))
+
+// The 16-element types: Σ_s sc_s Σ u·y over one 128-element half, whose 4 groups of 32 elements are g[k]
+// (sub-blocks 8h + 2k, 8h + 2k + 1) against y[32k ..]. s16: the block's 16 scales as i16.
+KERNEL_ISA static inline __m256i KERNEL(k16_half)(__m256i isum, const __m256i g[4], __m256i s16, int h, const int8_t *y) {
+    const __m256i sc = h ? _mm256_permute2x128_si256(s16, s16, 0x11) : _mm256_permute2x128_si256(s16, s16, 0x00);
+    for (int k = 0; k < 4; k++) {
+        const __m256i p = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(y + 32 * k)));
+        isum = PAIRS_SCALED(isum, p, K_SPREAD16(sc, k));
+    }
+    return isum;
+}
+
+// ---- the types with mins: a block's sums, then the row's step, dot and four-row dot over them
+
+// q4_K/q5_K: 8 sub-blocks of 32, 6-bit scales and mins. q5_K's fifth bit comes from qh: bit 2j of qh[l]
+// tops element l of sub-block 2j (the low nibbles), bit 2j+1 that of 2j+1; qh NULL (q4_K) compiles it away.
+// u ≤ 31: |pair| ≤ 2·31·127 fits i16.
 KERNEL_ISA static inline void KERNEL(k4_block)(const uint8_t scales[12], const uint8_t *q, const uint8_t *qh,
                                                const block_q8_K *y, __m256i *isum_out, __m128i *msum_out) {
     const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
@@ -296,10 +317,8 @@ KERNEL_ISA static inline void KERNEL(k4_block)(const uint8_t scales[12], const u
         }
         const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j)));
         const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j + 32)));
-        const __m256i slo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0101 * (4 * j) + 0x0100)));
-        const __m256i shi = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0101 * (4 * j + 2) + 0x0100)));
-        isum = PAIRS_SCALED(isum, plo, slo);
-        isum = PAIRS_SCALED(isum, phi, shi);
+        isum = PAIRS_SCALED(isum, plo, K_SPREAD32(sc, 2 * j));
+        isum = PAIRS_SCALED(isum, phi, K_SPREAD32(sc, 2 * j + 1));
     }
     // Σ_s m_s (bsums[2s] + bsums[2s+1]): the 16 sums added pairwise (|pair| ≤ 32·128), times m
     const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
@@ -308,113 +327,167 @@ KERNEL_ISA static inline void KERNEL(k4_block)(const uint8_t scales[12], const u
     *msum_out = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pairs);
 }
 
-// q4_K and q5_K rows: d, dmin and scales sit at the same offsets; qh_off < 0 (q4_K) has no fifth bit.
-KERNEL_ISA static inline void KERNEL(k4_step)(k4_sums *s, const char *blk, size_t block_bytes, size_t qs_off, long qh_off,
-                                              const block_q8_K *y) {
+KERNEL_ISA static inline void KERNEL(q4_K_sums)(const void *blk, const block_q8_K *y, __m256i *isum, __m128i *msum) {
+    const block_q4_K *x = blk;
+    KERNEL(k4_block)(x->scales, x->qs, NULL, y, isum, msum);
+}
+
+KERNEL_ISA static inline void KERNEL(q5_K_sums)(const void *blk, const block_q8_K *y, __m256i *isum, __m128i *msum) {
+    const block_q5_K *x = blk;
+    KERNEL(k4_block)(x->scales, x->qs, x->qh, y, isum, msum);
+}
+
+// q2_K: 16 sub-blocks of 16, a 4-bit scale (low nibble) and a 4-bit min (high) each; in each half,
+// group k is bits 2k..2k+1 of qs[32h + l]. u ≤ 3.
+KERNEL_ISA static inline void KERNEL(q2_K_sums)(const void *blk, const block_q8_K *y, __m256i *isum, __m128i *msum) {
+    const block_q2_K *x = blk;
+    const __m128i raw = _mm_loadu_si128((const __m128i *)x->scales), low4 = _mm_set1_epi8(0x0f);
+    const __m256i s16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, low4));
+    const __m256i m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), low4));
+    const __m256i three = _mm256_set1_epi8(3);
+    __m256i sum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * h));
+        const __m256i g[4] = {_mm256_and_si256(q, three), _mm256_and_si256(_mm256_srli_epi16(q, 2), three),
+                              _mm256_and_si256(_mm256_srli_epi16(q, 4), three), _mm256_and_si256(_mm256_srli_epi16(q, 6), three)};
+        sum = KERNEL(k16_half)(sum, g, s16, h, y->qs + 128 * h);
+    }
+    const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), m16);   // Σ_s m_s Σ y, by pairs
+    *isum = sum;
+    *msum = _mm_add_epi32(_mm256_castsi256_si128(mins), _mm256_extracti128_si256(mins, 1));
+}
+
+// A row's step: the block's sums, times d·dy and dmin·dy (f16 at d_off, d_off + 2 in every such type).
+KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(kmin_step)(
+        k_sums *s, const char *blk, size_t block_bytes, size_t d_off,
+        void (*block_sums)(const void *, const block_q8_K *, __m256i *, __m128i *), const block_q8_K *y) {
     prefetch_block(blk, block_bytes);
-    const block_q4_K *hdr = (const block_q4_K *)blk;
+    uint16_t d[2];
+    memcpy(d, blk + d_off, 4);
     __m256i isum;
     __m128i msum;
-    KERNEL(k4_block)(hdr->scales, (const uint8_t *)blk + qs_off, qh_off >= 0 ? (const uint8_t *)blk + qh_off : NULL, y,
-                     &isum, &msum);
-    s->acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->d) * y->d), _mm256_cvtepi32_ps(isum), s->acc);
-    s->mins = _mm_fmadd_ps(_mm_set1_ps(h2f(hdr->dmin) * y->d), _mm_cvtepi32_ps(msum), s->mins);
+    block_sums(blk, y, &isum, &msum);
+    s->acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(d[0]) * y->d), _mm256_cvtepi32_ps(isum), s->acc);
+    s->mins = _mm_fmadd_ps(_mm_set1_ps(h2f(d[1]) * y->d), _mm_cvtepi32_ps(msum), s->mins);
 }
 
-KERNEL_ISA static inline float KERNEL(dot_k4_q8_K)(int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off,
-                                                   const void *a) {
+KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_kmin)(
+        int64_t n, const void *w, size_t block_bytes, size_t d_off,
+        void (*block_sums)(const void *, const block_q8_K *, __m256i *, __m128i *), const void *a) {
     const block_q8_K *y = a;
-    k4_sums s = {_mm256_setzero_ps(), _mm_setzero_ps()};
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++) KERNEL(k4_step)(&s, (const char *)w + i * block_bytes, block_bytes, qs_off, qh_off, &y[i]);
-    return k4_result(s);
+    k_sums s = {_mm256_setzero_ps(), _mm_setzero_ps()};
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
+        KERNEL(kmin_step)(&s, (const char *)w + i * block_bytes, block_bytes, d_off, block_sums, &y[i]);
+    return k_result(s);
 }
 
-// Four rows, w_stride bytes apart. The row loop stays rolled here: unrolled, q4_K ran slower on
+// Four rows, w_stride bytes apart. The row loop stays rolled: unrolled, q4_K ran slower on
 // first-generation Zen (4.2 → 3.7 tokens/s, 1 thread).
-KERNEL_ISA static inline void KERNEL(dot4_k4_q8_K)(int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t qs_off,
-                                                   long qh_off, const void *a, float out[4]) {
+KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_kmin)(
+        int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t d_off,
+        void (*block_sums)(const void *, const block_q8_K *, __m256i *, __m128i *), const void *a, float out[4]) {
     const block_q8_K *y = a;
-    k4_sums s[4];
-    for (int r = 0; r < 4; r++) s[r] = (k4_sums){_mm256_setzero_ps(), _mm_setzero_ps()};
+    k_sums s[4];
+    for (int r = 0; r < 4; r++) s[r] = (k_sums){_mm256_setzero_ps(), _mm_setzero_ps()};
     for (int64_t i = 0; i < n / BONSAI_QKK; i++)
         for (int r = 0; r < 4; r++)
-            KERNEL(k4_step)(&s[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, qs_off, qh_off, &y[i]);
-    for (int r = 0; r < 4; r++) out[r] = k4_result(s[r]);
+            KERNEL(kmin_step)(&s[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, d_off, block_sums, &y[i]);
+    for (int r = 0; r < 4; r++) out[r] = k_result(s[r]);
 }
 
-KERNEL_ISA static float KERNEL(dot_q4_K_q8_K)(int64_t n, const void *w, const void *a) {
-    return KERNEL(dot_k4_q8_K)(n, w, sizeof(block_q4_K), offsetof(block_q4_K, qs), -1, a);
-}
+// ---- the types with an offset: a block's sums as one i32 vector, then step, dot and four-row dot
 
-KERNEL_ISA static float KERNEL(dot_q5_K_q8_K)(int64_t n, const void *w, const void *a) {
-    return KERNEL(dot_k4_q8_K)(n, w, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), a);
-}
-
-KERNEL_ISA static void KERNEL(dot4_q4_K_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    KERNEL(dot4_k4_q8_K)(n, w, w_stride, sizeof(block_q4_K), offsetof(block_q4_K, qs), -1, a, out);
-}
-
-KERNEL_ISA static void KERNEL(dot4_q5_K_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    KERNEL(dot4_k4_q8_K)(n, w, w_stride, sizeof(block_q5_K), offsetof(block_q5_K, qs), (long)offsetof(block_q5_K, qh), a, out);
-}
-
-// ------------------------------------------------------------------------------- q6_K · q8_K
-// 256-block = 16 sub-blocks of 16 with int8 scales; q in 0..63 stands for q − 32:
-//   sum = d·dy · (Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y)
-// One block: Σ_s sc_s Σ q·y − 32 Σ_s sc_s Σ y as i32 lanes. q < 64: |pair| ≤ 2·63·127 fits i16.
-KERNEL_ISA static inline __m256i KERNEL(q6_block)(const block_q6_K *x, const block_q8_K *y) {
-    const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
-    const uint8_t *ql = x->ql, *qh = x->qh;
-    const int8_t *sc = x->scales, *q8 = y->qs;
-    // The 16 scales as i16 (sc[0..7] | sc[8..15]); each chunk's 8 in both halves, spread per group by a
-    // byte shuffle (building each group's pair from scalars cost 7 operations per 32 elements).
-    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-    const __m256i chunk_sc[2] = {_mm256_permute2x128_si256(s16, s16, 0x00), _mm256_permute2x128_si256(s16, s16, 0x11)};
-    __m256i isum = _mm256_setzero_si256();
-    for (int c = 0; c < 2; c++) {   // two chunks of 128: four groups of 32 elements each
-        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c));
-        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 * c + 32));
-        const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * c));
+// q3_K: u = the 2 low bits (bits 2k..2k+1 of qs[32h + l]) | 4 · the high bit (bit 4h + k of hmask[l]);
+// w = d·(sc − 32)·(u − 4), with sixteen 6-bit scales packed in 12 bytes. u ≤ 7.
+KERNEL_ISA static inline __m256i KERNEL(q3_K_sums)(const void *blk, const block_q8_K *y) {
+    const block_q3_K *x = blk;
+    int8_t sc[16];
+    bonsai_q3_K_scales(x->scales, sc);
+    const __m256i s16 = _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc)), _mm256_set1_epi16(32));
+    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const __m256i hm = _mm256_loadu_si256((const __m256i *)x->hmask);
+    __m256i sum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * h));
         __m256i g[4];
-        // the two high bits of element group k sit at bits 2k, 2k+1 of h's bytes: shifted to bits 4, 5
-        // (16-bit shifts: whatever crosses between bytes is masked off)
-        g[0] = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(h, 4), bits45));
-        g[1] = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_and_si256(_mm256_slli_epi16(h, 2), bits45));
-        g[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(h, bits45));
-        g[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(h, 2), bits45));
         for (int k = 0; k < 4; k++) {
-            const int G = 4 * c + k;   // elements 32G .. 32G+31, scales sc[2G] (first 16), sc[2G+1]
-            const __m256i p = _mm256_maddubs_epi16(g[k], _mm256_loadu_si256((const __m256i *)(q8 + 32 * G)));
-            const __m256i s = _mm256_shuffle_epi8(chunk_sc[c], _mm256_set_m128i(_mm_set1_epi16((short)(0x0202 * (2 * k + 1) + 0x0100)),
-                                                                               _mm_set1_epi16((short)(0x0202 * (2 * k) + 0x0100))));
-            isum = PAIRS_SCALED(isum, p, s);
+            const int bit = 4 * h + k;   // moved to bit 2 (16-bit shifts: what crosses bytes is masked off)
+            const __m256i high = bit >= 2 ? _mm256_srli_epi16(hm, bit - 2) : _mm256_slli_epi16(hm, 2 - bit);
+            g[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * k), three), _mm256_and_si256(high, four));
         }
+        sum = KERNEL(k16_half)(sum, g, s16, h, y->qs + 128 * h);
     }
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
-    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(bs, s16), 5);   // 32 Σ sc·Σy
-    return _mm256_sub_epi32(isum, corr);
+    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), s16), 2);   // 4 Σ sc·Σy
+    return _mm256_sub_epi32(sum, corr);
 }
 
-KERNEL_ISA static inline __m256 KERNEL(q6_step)(__m256 acc, const block_q6_K *x, const block_q8_K *y) {
-    prefetch_block(x, sizeof(block_q6_K));
-    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(x->d) * y->d), _mm256_cvtepi32_ps(KERNEL(q6_block)(x, y)), acc);
+// q6_K: in each half, the low 4 bits of group k come from ql (bytes 64h .. 64h + 63, low or high nibble)
+// and the top 2 from qh (bits 2k, 2k + 1 of qh[32h + l]); w = d·sc·(u − 32), int8 scales. u ≤ 63.
+KERNEL_ISA static inline __m256i KERNEL(q6_K_sums)(const void *blk, const block_q8_K *y) {
+    const block_q6_K *x = blk;
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bits45 = _mm256_set1_epi8(0x30);
+    const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    __m256i sum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+        // the two high bits of group k sit at bits 2k, 2k+1 of hb's bytes: shifted to bits 4, 5
+        // (16-bit shifts: whatever crosses between bytes is masked off)
+        const __m256i g[4] = {
+            _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45)),
+            _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(hb, bits45)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45))};
+        sum = KERNEL(k16_half)(sum, g, s16, h, y->qs + 128 * h);
+    }
+    const __m256i corr = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), s16), 5);   // 32 Σ sc·Σy
+    return _mm256_sub_epi32(sum, corr);
 }
 
-KERNEL_ISA static float KERNEL(dot_q6_K_q8_K)(int64_t n, const void *w, const void *a) {
-    const block_q6_K *x = w;
+KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(koff_step)(
+        __m256 acc, const char *blk, size_t block_bytes, size_t d_off, __m256i (*block_sums)(const void *, const block_q8_K *),
+        const block_q8_K *y) {
+    prefetch_block(blk, block_bytes);
+    uint16_t d;
+    memcpy(&d, blk + d_off, 2);
+    return _mm256_fmadd_ps(_mm256_set1_ps(h2f(d) * y->d), _mm256_cvtepi32_ps(block_sums(blk, y)), acc);
+}
+
+KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_koff)(
+        int64_t n, const void *w, size_t block_bytes, size_t d_off, __m256i (*block_sums)(const void *, const block_q8_K *),
+        const void *a) {
     const block_q8_K *y = a;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++) acc = KERNEL(q6_step)(acc, &x[i], &y[i]);
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
+        acc = KERNEL(koff_step)(acc, (const char *)w + i * block_bytes, block_bytes, d_off, block_sums, &y[i]);
     return hsum_ps(acc);
 }
 
-KERNEL_ISA static void KERNEL(dot4_q6_K_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_koff)(
+        int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t d_off,
+        __m256i (*block_sums)(const void *, const block_q8_K *), const void *a, float out[4]) {
     const block_q8_K *y = a;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t i = 0; i < n / BONSAI_QKK; i++)
-        for (int r = 0; r < 4; r++) acc[r] = KERNEL(q6_step)(acc[r], (const block_q6_K *)((const char *)w + (size_t)r * w_stride) + i, &y[i]);
+        for (int r = 0; r < 4; r++)
+            acc[r] = KERNEL(koff_step)(acc[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, d_off, block_sums, &y[i]);
     for (int r = 0; r < 4; r++) out[r] = hsum_ps(acc[r]);
 }
+
+// Each K type's dot and four-row dot.
+#define K_DOTS(type, family, sums)                                                                                  \
+    KERNEL_ISA static float KERNEL(dot_##type##_q8_K)(int64_t n, const void *w, const void *a) {                     \
+        return KERNEL(dot_##family)(n, w, sizeof(block_##type), offsetof(block_##type, d), KERNEL(sums), a);         \
+    }                                                                                                               \
+    KERNEL_ISA static void KERNEL(dot4_##type##_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) { \
+        KERNEL(dot4_##family)(n, w, w_stride, sizeof(block_##type), offsetof(block_##type, d), KERNEL(sums), a, out); \
+    }
+K_DOTS(q2_K, kmin, q2_K_sums)
+K_DOTS(q4_K, kmin, q4_K_sums)
+K_DOTS(q5_K, kmin, q5_K_sums)
+K_DOTS(q3_K, koff, q3_K_sums)
+K_DOTS(q6_K, koff, q6_K_sums)
 
 // This level's kernels into the dispatch tables (cpu.c).
 static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
@@ -425,12 +498,13 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
     dot[BONSAI_TYPE_Q8_0] = KERNEL(dot_q8_0_q8_0);
     dot4[BONSAI_TYPE_Q8_0] = KERNEL(dot4_q8_0_q8_0);
     gemm4x4[BONSAI_TYPE_Q8_0] = KERNEL(gemm4x4_q8_0);
-    dot[BONSAI_TYPE_Q4_K] = KERNEL(dot_q4_K_q8_K);
-    dot4[BONSAI_TYPE_Q4_K] = KERNEL(dot4_q4_K_q8_K);
-    dot[BONSAI_TYPE_Q5_K] = KERNEL(dot_q5_K_q8_K);
-    dot4[BONSAI_TYPE_Q5_K] = KERNEL(dot4_q5_K_q8_K);
-    dot[BONSAI_TYPE_Q6_K] = KERNEL(dot_q6_K_q8_K);
-    dot4[BONSAI_TYPE_Q6_K] = KERNEL(dot4_q6_K_q8_K);
+#define K_REGISTER(type, TYPE) dot[BONSAI_TYPE_##TYPE] = KERNEL(dot_##type##_q8_K), dot4[BONSAI_TYPE_##TYPE] = KERNEL(dot4_##type##_q8_K)
+    K_REGISTER(q2_K, Q2_K);
+    K_REGISTER(q3_K, Q3_K);
+    K_REGISTER(q4_K, Q4_K);
+    K_REGISTER(q5_K, Q5_K);
+    K_REGISTER(q6_K, Q6_K);
+#undef K_REGISTER
     gemm[BONSAI_UNPACKED_U8] = KERNEL(gemm_u8);
     gemm[BONSAI_UNPACKED_U8_HALVES] = KERNEL(gemm_u8h);
     gemm[BONSAI_UNPACKED_S8] = KERNEL(gemm_s8);
@@ -448,3 +522,6 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
 #undef PAIRS_DOT
 #undef PAIRS_I32
 #undef PAIRS_SCALED
+#undef K_SPREAD32
+#undef K_SPREAD16
+#undef K_DOTS

@@ -57,14 +57,17 @@ final class KernelTests: XCTestCase {
 
     private func maxAbs(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { max($0, abs($1.0 - $1.1)) } }
 
-    private func randomRow(_ type: TensorType, _ n: Int, _ rng: inout SplitMix) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: n)!)
-        let dense = (0 ..< n).map { _ in Float.random(in: -1 ... 1, using: &rng) }
-        if bonsai_quantize_row(Int32(type.rawValue), dense, &bytes, Int64(n)) { return bytes }
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0 ... 255, using: &rng) }
-        type.setBlockScales(&bytes, to: 0.02)
-        return bytes
-    }
+}
+
+/// A weight row: a real quantization of random data where we have a quantizer (not q2_K, q3_K), else random
+/// blocks with sane scales.
+private func randomRow(_ type: TensorType, _ n: Int, _ rng: inout SplitMix) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: n)!)
+    let dense = (0 ..< n).map { _ in Float.random(in: -1 ... 1, using: &rng) }
+    if bonsai_quantize_row(Int32(type.rawValue), dense, &bytes, Int64(n)) { return bytes }
+    for i in bytes.indices { bytes[i] = UInt8.random(in: 0 ... 255, using: &rng) }
+    type.setBlockScales(&bytes, to: 0.02)
+    return bytes
 }
 
 /// q8_0's short prompts (4 to 7 tokens) inside bonsai_matmul go through the blocked 4 × 4 int8 kernel:
@@ -123,25 +126,19 @@ final class MatmulBatchTests: XCTestCase {
         defer { bonsai_set_math(BONSAI_MATH_F32); bonsai_set_threads(threads) }
         // (type, rows, cols, input): inputs 0 and 1 have 2560 columns, input 2 has 768, input 3 2592 (81
         // blocks: q4_0's last group of 8 is partial). Types with a 4-row dot read four rows a quarter of the
-        // matrix apart: 64·k rows make only whole quarters; 300, 200 and 130 leave rows that go one at a time.
+        // matrix apart: 64·k rows make only whole quarters; 300, 200, 130 and 68 leave rows that go one at a time.
+        // q3_K and q2_K have no quantizer: random blocks.
         let shapes: [(TensorType, Int, Int, Int)] = [(.q4_0, 300, 2560, 0), (.q8_0, 130, 2560, 0), (.q4_K, 200, 768, 2),
                                                       (.q4_0, 23, 2560, 1), (.f32, 5, 2560, 1), (.q6_K, 1, 2560, 0),
                                                       (.q8_0, 0, 2560, 1),   // a job with no rows
                                                       (.q6_K, 64, 768, 2), (.q5_K, 128, 768, 2), (.q4_0, 128, 2592, 3),
-                                                      (.q8_0, 192, 2560, 1)]
+                                                      (.q8_0, 192, 2560, 1), (.q3_K, 68, 768, 2), (.q2_K, 6, 2560, 0)]
         let inputCols = [2560, 2560, 768, 2592]
         for nThreads in [1, 2, 3, 7] {
             bonsai_set_threads(Int32(nThreads))
             for T in 1 ... 3 {
                 let inputs = inputCols.map { n in (0 ..< T * n).map { _ in Float.random(in: -2 ... 2, using: &rng) } }
-                let weights = shapes.map { (type, rows, cols, _) in
-                    (0 ..< rows).flatMap { _ in
-                        let dense = (0 ..< cols).map { _ in Float.random(in: -1 ... 1, using: &rng) }
-                        var b = [UInt8](repeating: 0, count: type.byteCount(elements: cols)!)
-                        _ = bonsai_quantize_row(Int32(type.rawValue), dense, &b, Int64(cols))
-                        return b
-                    }
-                }
+                let weights = shapes.map { (type, rows, cols, _) in (0 ..< rows).flatMap { _ in randomRow(type, cols, &rng) } }
                 let biases = shapes.map { s in (0 ..< s.1).map { _ in Float.random(in: -1 ... 1, using: &rng) } }
                 let strides = shapes.map { $0.1 + 3 }   // y_stride > rows: the gaps must stay untouched
                 var outputs = strides.map { [Float](repeating: .nan, count: T * $0) }
@@ -215,7 +212,6 @@ final class UnpackedMatmulTests: XCTestCase {
         bonsai_set_math(BONSAI_MATH_FAST)
         defer { bonsai_set_math(BONSAI_MATH_F32) }
         for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q2_K, .q3_K, .q6_K, .q8_0] {
-            let hasDot = type != .q2_K && type != .q3_K   // without an int8 dot the remainders are exact f32
             for (rows, T) in [(37, 21), (64, 8), (6, 131), (12, 5)] {
                 let cols = 512
                 let rowBytes = type.byteCount(elements: cols)!
@@ -240,8 +236,6 @@ final class UnpackedMatmulTests: XCTestCase {
                             let ref: Double
                             if r < kernelRows {
                                 ref = Self.roundedDot(row, xt)
-                            } else if !hasDot {
-                                ref = zip(row, xt).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
                             } else {
                                 _ = bonsai_quantize_row(at, xt, &aq, Int64(cols))
                                 ref = Double(bonsai_vec_dot_ref(Int32(type.rawValue), Int64(cols), wp.baseAddress! + r * rowBytes, aq))
