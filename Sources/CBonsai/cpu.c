@@ -297,6 +297,7 @@ static void simd_init_once(void) {
             bonsai_register_avx2_kernels(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_act, bonsai_fast_gemm4x4,
                                          bonsai_gemm_unpacked);
             bonsai_register_avx2_dequant(bonsai_fast_dequant);
+            bonsai_register_float_dots_avx2(bonsai_fast_dot, bonsai_fast_dot4, bonsai_fast_dequant);
             bonsai_pack_act8x32_kernel = bonsai_pack_act8x32_avx2;
             const bool evex = caps.avx512vnni && caps.avx512vl;
             if ((evex || caps.avxvnni) && !getenv("BONSAI_NO_VNNI"))   // BONSAI_NO_VNNI=1: AVX2's, to compare
@@ -315,6 +316,7 @@ static void simd_init_once(void) {
 #elif defined(__aarch64__)
     bool sdot = false;
     bonsai_register_neon_kernels(bonsai_fast_dot, bonsai_gemm_unpacked, &sdot);
+    bonsai_register_float_dots_neon(bonsai_fast_dot, bonsai_fast_dot4);
     strcpy(features, sdot ? "NEON DOTPROD" : "NEON");
 #endif
 }

@@ -308,8 +308,9 @@ static void matmul_gemm(const bonsai_matrix *W, const float *X, int64_t T, float
     }
 }
 
-// The type's int8 dot product, if the CPU has one and the rows are whole blocks of its activation type.
-static bonsai_vec_dot_fn int8_dot(const bonsai_matrix *W) {
+// The type's dot product with rows of its activation type (int8 for the quantized types, f32 for f16 and
+// bf16: float_dots.c), if the CPU has one and the rows are whole blocks of that type.
+static bonsai_vec_dot_fn row_dot(const bonsai_matrix *W) {
     bonsai_vec_dot_fn dot = bonsai_fast_dot[W->type];
     const bonsai_type_traits *t = bonsai_type_info(W->type);
     return dot && W->cols % bonsai_type_info(t->vec_dot_type)->block_size == 0 ? dot : NULL;
@@ -318,15 +319,20 @@ static bonsai_vec_dot_fn int8_dot(const bonsai_matrix *W) {
 // A few rows or tokens: an int8 dot per pair where the type has one, else the exact f32 path.
 static void matmul_rest(const bonsai_matrix *W, const float *X, int64_t T, float *Y, int64_t y_stride,
                         const float *bias) {
-    bonsai_vec_dot_fn dot = int8_dot(W);
+    bonsai_vec_dot_fn dot = row_dot(W);
     if (dot) matmul_int8(W, dot, X, T, Y, y_stride, bias);
     else matmul_f32(W, X, T, Y, y_stride, bias);
 }
 
-// Generation's products: the int8 dot per (row, token) that bonsai_matmul would use, if it would use
-// nothing else (fast math, an int8 dot, fewer tokens than any blocked or unpacked kernel takes).
+// f16/bf16 weights: their dot multiplies in f32, so it serves either math mode, but only generation (a
+// prompt's products go to the gemm, which reads each weight once for all tokens).
+static bool float_weights(const bonsai_matrix *W) { return bonsai_type_info(W->type)->vec_dot_type == BONSAI_TYPE_F32; }
+
+// Generation's products: the dot per (row, token) that bonsai_matmul would use, if it would use nothing
+// else (fewer tokens than any blocked or unpacked kernel takes; an int8 dot in fast math, or float weights).
 static bonsai_vec_dot_fn generation_dot(const bonsai_matrix *W, int64_t T) {
-    return math_mode == BONSAI_MATH_FAST && T < 4 && W->cols > 0 ? int8_dot(W) : NULL;   // cols > 0: rows have bytes
+    if (T >= 4 || W->cols <= 0) return NULL;   // cols > 0: rows have bytes
+    return math_mode == BONSAI_MATH_FAST || float_weights(W) ? row_dot(W) : NULL;
 }
 
 // A thread's own copy of the activations for a product: X quantized to W's vec_dot_type (and laid out as
@@ -455,6 +461,10 @@ void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, 
     bonsai_simd_init();
     const bonsai_type_traits *t = bonsai_type_info(W->type);
     if (!t || T <= 0) return;
+    if (generation_dot(W, T)) {
+        bonsai_matmul_batch(&(bonsai_matmul_job){W, X, Y, y_stride, bias}, 1, T);
+        return;
+    }
     if (math_mode == BONSAI_MATH_FAST) {
         const bonsai_unpacker u = bonsai_unpack[W->type];
         const bonsai_gemm_unpacked_fn gemm = u.unpack ? bonsai_gemm_unpacked[u.kind] : NULL;
@@ -462,11 +472,7 @@ void bonsai_matmul(const bonsai_matrix *W, const float *X, int64_t T, float *Y, 
             matmul_unpacked(W, u, gemm, X, T, Y, y_stride, bias);
             return;
         }
-        if (generation_dot(W, T)) {
-            bonsai_matmul_batch(&(bonsai_matmul_job){W, X, Y, y_stride, bias}, 1, T);
-            return;
-        }
-        bonsai_vec_dot_fn dot = int8_dot(W);
+        bonsai_vec_dot_fn dot = float_weights(W) ? NULL : row_dot(W);
         if (dot) {
             matmul_int8(W, dot, X, T, Y, y_stride, bias);
             return;

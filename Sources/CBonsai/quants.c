@@ -444,14 +444,15 @@ typedef struct {
     quant_fn quantize;
 } type_entry;
 
+#define F32 BONSAI_TYPE_F32
 #define Q8_0 BONSAI_TYPE_Q8_0
 #define Q8_1 BONSAI_TYPE_Q8_1
 #define Q8_K BONSAI_TYPE_Q8_K
 static const type_entry TYPES[BONSAI_TYPE_COUNT] = {
     //                      name    block       bytes                 run   vec_dot  dequantize     quantize
     [BONSAI_TYPE_F32]  = {{"f32",  1,          4,                    true, -1},   dequant_f32,  quant_f32},
-    [BONSAI_TYPE_F16]  = {{"f16",  1,          2,                    true, -1},   dequant_f16,  quant_f16},
-    [BONSAI_TYPE_BF16] = {{"bf16", 1,          2,                    true, -1},   dequant_bf16, quant_bf16},
+    [BONSAI_TYPE_F16]  = {{"f16",  1,          2,                    true, F32},  dequant_f16,  quant_f16},
+    [BONSAI_TYPE_BF16] = {{"bf16", 1,          2,                    true, F32},  dequant_bf16, quant_bf16},
     [BONSAI_TYPE_Q4_0] = {{"q4_0", BONSAI_QK,  sizeof(block_q4_0),   true, Q8_0}, dequant_q4_0, quant_q4_0},
     [BONSAI_TYPE_Q4_1] = {{"q4_1", BONSAI_QK,  sizeof(block_q4_1),   true, Q8_1}, dequant_q4_1, quant_q4_1},
     [BONSAI_TYPE_Q5_0] = {{"q5_0", BONSAI_QK,  sizeof(block_q5_0),   true, Q8_0}, dequant_q5_0, quant_q5_0},

@@ -97,6 +97,14 @@ void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai_act8
 typedef void (*bonsai_dequant_fn)(const void *src, float *dst, int64_t n);
 extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 
+// f16 and bf16 rows · f32 activations (float_dots.c), and on x86 the rows' conversion to f32.
+#if defined(__x86_64__)
+void bonsai_register_float_dots_avx2(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
+                                     bonsai_dequant_fn dequant[BONSAI_TYPE_COUNT]);
+#elif defined(__aarch64__)
+void bonsai_register_float_dots_neon(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT]);
+#endif
+
 #if defined(__aarch64__)
 // sdot: set to whether the prompt kernels use ARMv8.2's SDOT.
 void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT],

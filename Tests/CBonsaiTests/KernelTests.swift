@@ -7,13 +7,16 @@ final class KernelTests: XCTestCase {
     /// Weight rows: real quantizations of random data where we have a quantizer, else random blocks
     /// with sane scales. Activations: random data quantized to the type's vec_dot_type.
     /// Tolerance: the kernels sum exact integer products per block and round once per block scale
-    /// product, so they agree with the double-precision reference to ~1e-6 of Σ|w·a|.
+    /// product, so they agree with the double-precision reference to ~1e-6 of Σ|w·a|; the float rows'
+    /// dots (f16, bf16 against f32) round each product and sum, in sums of at most n/16 terms per lane.
     func testFastDotsMatchReference() {
         var rng = SplitMix(seed: 11)
-        for type in [TensorType.q4_0, .q8_0, .q4_K, .q6_K, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q5_K] {
+        for type in [TensorType.q4_0, .q8_0, .q4_K, .q6_K, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q5_K, .f16, .bf16] {
             let info = bonsai_type_info(Int32(type.rawValue))!.pointee
             let at = Int(info.vec_dot_type)
-            for n in [256, 2560, 10240] + (type.blockSize == 32 ? [32, 96, 2592] : []) {
+            // float rows: whole cache lines, 8-element steps and single elements at the end
+            let odd = type.blockSize == 32 ? [32, 96, 2592] : type.blockSize == 1 ? [1, 7, 80, 2599] : []
+            for n in [256, 2560, 10240] + odd {
                 let w = randomRow(type, n, &rng)
                 var x = [Float](repeating: 0, count: n)
                 for i in x.indices { x[i] = Float.random(in: -3 ... 3, using: &rng) }
@@ -126,13 +129,14 @@ final class MatmulBatchTests: XCTestCase {
         defer { bonsai_set_math(BONSAI_MATH_F32); bonsai_set_threads(threads) }
         // (type, rows, cols, input): inputs 0 and 1 have 2560 columns, input 2 has 768, input 3 2592 (81
         // blocks: q4_0's last group of 8 is partial). Types with a 4-row dot read four rows a quarter of the
-        // matrix apart: 64·k rows make only whole quarters; 300, 200, 130 and 68 leave rows that go one at a time.
-        // q3_K and q2_K have no quantizer: random blocks.
+        // matrix apart: 64·k rows make only whole quarters; 300, 200, 132, 130 and 68 leave rows that go one at a time.
+        // q3_K and q2_K have no quantizer: random blocks. f16 and bf16 have 4-row dots in f32 (float_dots.c).
         let shapes: [(TensorType, Int, Int, Int)] = [(.q4_0, 300, 2560, 0), (.q8_0, 130, 2560, 0), (.q4_K, 200, 768, 2),
                                                       (.q4_0, 23, 2560, 1), (.f32, 5, 2560, 1), (.q6_K, 1, 2560, 0),
                                                       (.q8_0, 0, 2560, 1),   // a job with no rows
                                                       (.q6_K, 64, 768, 2), (.q5_K, 128, 768, 2), (.q4_0, 128, 2592, 3),
-                                                      (.q8_0, 192, 2560, 1), (.q3_K, 68, 768, 2), (.q2_K, 6, 2560, 0)]
+                                                      (.q8_0, 192, 2560, 1), (.q3_K, 68, 768, 2), (.q2_K, 6, 2560, 0),
+                                                      (.f16, 64, 2592, 3), (.bf16, 132, 768, 2)]
         let inputCols = [2560, 2560, 768, 2592]
         for nThreads in [1, 2, 3, 7] {
             bonsai_set_threads(Int32(nThreads))

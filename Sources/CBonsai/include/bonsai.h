@@ -47,7 +47,8 @@ typedef struct {
     int type_size;         // bytes per block
     bool can_dequantize;   // weights of this type can be run
     int vec_dot_type;      // the type activations are quantized to for this type's int8 dot product
-                           // (q8_0, q8_1 or q8_K), or -1 where weights are dequantized to f32 instead
+                           // (q8_0, q8_1 or q8_K); f32 for f16/bf16, whose dot converts the weights and
+                           // multiplies in f32; -1 where weights are dequantized to f32 instead
 } bonsai_type_traits;
 
 const bonsai_type_traits *bonsai_type_info(int type);   // NULL for an id we do not know
