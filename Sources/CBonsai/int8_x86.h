@@ -1,5 +1,5 @@
 // int8_x86.h — internal: the x86 int8 kernels built on u8 × s8 products, written once and compiled per
-// level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's q4_0 and q8_0 dots
+// level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's q4_0, q5_0 and q8_0 dots
 // (one row and four), the K types' dots (q2_K … q6_K against q8_K), q8_0's 4 × 4 prompt kernel,
 // and the prompt kernels over unpacked weights (4 rows × 8 tokens). Shared helpers: x86_common.h. The
 // includer defines, and this file undefines at its end:
@@ -15,64 +15,95 @@
 // Every level computes the same i32 sums exactly and the same float operations after them, so its outputs
 // are bit-identical to AVX2's (tools/cross_check runs the VNNI kernels through SIMDe to check that).
 
-// ------------------------------------------------------------------------------- q4_0 · q8_0
+// ------------------------------------------------------------------------------- q4_0, q5_0 · q8_0
 // Reads the activation as bonsai_q4_0_act8 (act_layout.c), made once per token. Per pair of blocks: one
-// 32-byte load of both blocks' nibbles; two maddubs against lo/hi, whose sum fits i16 (2 · 2·15·127);
+// 32-byte load of both blocks' nibbles; two maddubs against lo/hi, whose sum fits i16 (2 · 2·31·127);
 // madd to i32 lanes (4 per block). Per group of 8 blocks, horizontal adds give each block's exact sum;
-// q4_0's offset comes off in integers (Σ q·y − 8Σy = Σ (q − 8)·y, exact), then one convert and one FMA by
+// the offset comes off in integers (q4_0: Σ q·y − 8Σy = Σ (q − 8)·y, exact), then one convert and one FMA by
 // the 8 blocks' d_w·d_y. The activation's per-block values are stored in the horizontal adds' lane order
 // and the weight scales are gathered in it, so nothing is permuted. This does per block about 10
 // operations where a q8_0-activation dot does 17 (two scale conversions, a product and a broadcast per
 // block; maddubs by 8 for the offset), which is what held q4_0 generation below the memory bandwidth.
-// One group and the result with a last partial group: the one-row and four-row dots share them, so a row
-// gets the same result from either.
-KERNEL_ISA static inline __m256 KERNEL(q4_0_group)(__m256 acc, const block_q4_0 *x, const bonsai_q4_0_act8 *a) {
+// q5_0 is q4_0 with a fifth bit per element from qh (x5_bits) and offset 16 (2 · 8Σy); the two differ in
+// where the nibbles sit (qs_off) and whether there is a qh (qh_off ≥ 0). One group and the result with a
+// last partial group (x0_result): the one-row and four-row dots share them, so a row gets the same result
+// from either.
+KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(x0_group)(
+        __m256 acc, const char *x, size_t block_bytes, size_t qs_off, long qh_off, const bonsai_q4_0_act8 *a) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
-    _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
-    _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
-    _mm_prefetch((const char *)x + PREFETCH_BYTES + 128, _MM_HINT_T0);
+    prefetch_block(x, 8 * block_bytes);
     __m256i q[4];   // pair j: lanes 0-3 block 2j's partial sums, lanes 4-7 block 2j+1's
     for (int j = 0; j < 4; j++) {
-        const __m256i v = _mm256_loadu2_m128i((const __m128i *)x[2 * j + 1].qs, (const __m128i *)x[2 * j].qs);
-        const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        const char *b0 = x + 2 * j * block_bytes, *b1 = b0 + block_bytes;
+        const __m256i v = _mm256_loadu2_m128i((const __m128i *)(b1 + qs_off), (const __m128i *)(b0 + qs_off));
+        __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        if (qh_off >= 0) {
+            uint32_t h0, h1;
+            memcpy(&h0, b0 + qh_off, 4);
+            memcpy(&h1, b1 + qh_off, 4);
+            const __m256i words = _mm256_set_m128i(_mm_cvtsi32_si128((int)h1), _mm_cvtsi32_si128((int)h0));
+            lo = _mm256_or_si256(lo, x5_bits(words, 0));
+            hi = _mm256_or_si256(hi, x5_bits(words, 1));
+        }
         const __m256i p = PAIRS_ADD(PAIRS_ADD(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)a->lo[j])),
                                     hi, _mm256_loadu_si256((const __m256i *)a->hi[j]));
         q[j] = PAIRS_WIDEN(_mm256_setzero_si256(), p);
     }
     // Each block's sum in lanes (0, 2, 4, 6 | 1, 3, 5, 7) = BONSAI_Q4_0_LANE order
     const __m256i blocks = _mm256_hadd_epi32(_mm256_hadd_epi32(q[0], q[1]), _mm256_hadd_epi32(q[2], q[3]));
-    const __m256i centred = _mm256_sub_epi32(blocks, _mm256_loadu_si256((const __m256i *)a->c));
-    const __m128i dw = _mm_setr_epi16((short)x[0].d, (short)x[2].d, (short)x[4].d, (short)x[6].d,
-                                      (short)x[1].d, (short)x[3].d, (short)x[5].d, (short)x[7].d);
-    const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(a->d));
+    const __m256i c = _mm256_loadu_si256((const __m256i *)a->c);   // 8Σy
+    const __m256i centred = _mm256_sub_epi32(blocks, qh_off >= 0 ? _mm256_slli_epi32(c, 1) : c);
+    uint16_t d[8];
+    for (int b = 0; b < 8; b++) memcpy(&d[BONSAI_Q4_0_LANE(b)], x + b * block_bytes, 2);
+    const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)), _mm256_loadu_ps(a->d));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scales, acc);
 }
 
-KERNEL_ISA static float KERNEL(dot_q4_0_act8)(int64_t n, const void *w, const void *act) {
-    const block_q4_0 *x = w;
+KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_x0_act8)(
+        int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, const void *act) {
+    const char *x = w;
     const bonsai_q4_0_act8 *a = act;
     const int64_t nb = n / BONSAI_QK, ng = nb / 8;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t g = 0; g < ng; g++) acc = KERNEL(q4_0_group)(acc, x + 8 * g, a + g);
-    return q4_0_result(acc, x + 8 * ng, a + ng, nb - 8 * ng);
+    for (int64_t g = 0; g < ng; g++) acc = KERNEL(x0_group)(acc, x + 8 * g * block_bytes, block_bytes, qs_off, qh_off, a + g);
+    return x0_result(acc, x + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, a + ng, nb - 8 * ng);
 }
 
 // Four rows, w_stride bytes apart; the activation's group is read from L1 once per row. The row loop is
 // unrolled so that the four sums stay in registers (rolled, they went through the stack every group).
-KERNEL_ISA static void KERNEL(dot4_q4_0_act8)(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
+KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_x0_act8)(
+        int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t qs_off, long qh_off, const void *act,
+        float out[4]) {
     const bonsai_q4_0_act8 *a = act;
     const int64_t nb = n / BONSAI_QK, ng = nb / 8;
-    const block_q4_0 *x[4];
+    const char *x[4];
     __m256 acc[4];
     for (int r = 0; r < 4; r++) {
-        x[r] = (const block_q4_0 *)((const char *)w + (size_t)r * w_stride);
+        x[r] = (const char *)w + (size_t)r * w_stride;
         acc[r] = _mm256_setzero_ps();
     }
     for (int64_t g = 0; g < ng; g++) {
 #pragma clang loop unroll(full)
-        for (int r = 0; r < 4; r++) acc[r] = KERNEL(q4_0_group)(acc[r], x[r] + 8 * g, a + g);
+        for (int r = 0; r < 4; r++) acc[r] = KERNEL(x0_group)(acc[r], x[r] + 8 * g * block_bytes, block_bytes, qs_off, qh_off, a + g);
     }
-    for (int r = 0; r < 4; r++) out[r] = q4_0_result(acc[r], x[r] + 8 * ng, a + ng, nb - 8 * ng);
+    for (int r = 0; r < 4; r++)
+        out[r] = x0_result(acc[r], x[r] + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, a + ng, nb - 8 * ng);
+}
+
+KERNEL_ISA static float KERNEL(dot_q4_0_act8)(int64_t n, const void *w, const void *act) {
+    return KERNEL(dot_x0_act8)(n, w, sizeof(block_q4_0), offsetof(block_q4_0, qs), -1, act);
+}
+
+KERNEL_ISA static void KERNEL(dot4_q4_0_act8)(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
+    KERNEL(dot4_x0_act8)(n, w, w_stride, sizeof(block_q4_0), offsetof(block_q4_0, qs), -1, act, out);
+}
+
+KERNEL_ISA static float KERNEL(dot_q5_0_act8)(int64_t n, const void *w, const void *act) {
+    return KERNEL(dot_x0_act8)(n, w, sizeof(block_q5_0), offsetof(block_q5_0, qs), (long)offsetof(block_q5_0, qh), act);
+}
+
+KERNEL_ISA static void KERNEL(dot4_q5_0_act8)(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
+    KERNEL(dot4_x0_act8)(n, w, w_stride, sizeof(block_q5_0), offsetof(block_q5_0, qs), (long)offsetof(block_q5_0, qh), act, out);
 }
 
 // ------------------------------------------------------------------------------- q8_0 · q8_0
@@ -495,6 +526,8 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
                                   bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS]) {
     dot[BONSAI_TYPE_Q4_0] = KERNEL(dot_q4_0_act8);
     dot4[BONSAI_TYPE_Q4_0] = KERNEL(dot4_q4_0_act8);
+    dot[BONSAI_TYPE_Q5_0] = KERNEL(dot_q5_0_act8);
+    dot4[BONSAI_TYPE_Q5_0] = KERNEL(dot4_q5_0_act8);
     dot[BONSAI_TYPE_Q8_0] = KERNEL(dot_q8_0_q8_0);
     dot4[BONSAI_TYPE_Q8_0] = KERNEL(dot4_q8_0_q8_0);
     gemm4x4[BONSAI_TYPE_Q8_0] = KERNEL(gemm4x4_q8_0);

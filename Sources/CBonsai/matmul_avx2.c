@@ -3,8 +3,8 @@
 // Each kernel computes what bonsai_vec_dot_ref computes (dequantize both, multiply, sum) with integer
 // products: maddubs (u8 × s8 → pairs in i16), madd (i16 → i32, folding in a sub-block scale where the
 // type has one), and one float multiply per block by the two block scales. Tested against the reference.
-// The q4_0, q8_0 and K-type dots and the prompt kernels are int8_x86.h's, compiled here at the AVX2 level;
-// this file has the rarer 32-granular types' dots.
+// The q4_0, q5_0, q8_0 and K-type dots and the prompt kernels are int8_x86.h's, compiled here at the AVX2 level;
+// this file has q4_1's and q5_1's dots.
 #include "bonsai.h"
 #include "simd.h"
 #include <stddef.h>
@@ -26,7 +26,7 @@ AVX2 static inline __m256i nibbles32(const uint8_t *p) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f));
 }
 
-// ------------------------------------------------------------------------- q4_1, q5_0, q5_1
+// ------------------------------------------------------------------------------- q4_1, q5_1
 // 32 bits of qh → 32 bytes, 0x10 where element i's bit is set.
 AVX2 static inline __m256i high_bits32(const uint8_t qh[4]) {
     uint32_t bits;
@@ -41,21 +41,6 @@ AVX2 static inline __m256i high_bits32(const uint8_t qh[4]) {
 AVX2 static inline __m256 block_sum(__m256i q, const int8_t *ys) {
     const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)ys));
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-
-// q5_0: (q − 16) with q = nibble | high bit · 16; Σ (q − 16) y = Σ q y − 16 Σ y.
-AVX2 static float dot_q5_0_q8_0(int64_t n, const void *w, const void *a) {
-    const block_q5_0 *x = w;
-    const block_q8_0 *y = a;
-    const __m256i sixteen = _mm256_set1_epi8(16);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
-        _mm_prefetch((const char *)(x + i) + PREFETCH_BYTES, _MM_HINT_T0);
-        const __m256i q = _mm256_or_si256(nibbles32(x[i].qs), high_bits32(x[i].qh));
-        const __m256 s = _mm256_sub_ps(block_sum(q, y[i].qs), block_sum(sixteen, y[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), s, acc);
-    }
-    return hsum_ps(acc);
 }
 
 // q4_1 / q5_1: d q + m;  Σ (d q + m)(dy y) = d dy Σ q y + m dy Σ y. Σ y is summed from the bytes rather than
@@ -149,7 +134,7 @@ void bonsai_register_avx2_kernels(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
                                   bonsai_gemm_unpacked_fn gemm[BONSAI_UNPACKED_KINDS]) {
     register_int8_avx2(dot, dot4, gemm4x4, gemm);
     acts[BONSAI_TYPE_Q4_0] = (bonsai_act_layout){bonsai_q4_0_act_size, bonsai_q4_0_act_make};
-    dot[BONSAI_TYPE_Q5_0] = dot_q5_0_q8_0;
+    acts[BONSAI_TYPE_Q5_0] = acts[BONSAI_TYPE_Q4_0];   // the same elements in the same order: int8_x86.h
     dot[BONSAI_TYPE_Q4_1] = dot_q4_1_q8_1;
     dot[BONSAI_TYPE_Q5_1] = dot_q5_1_q8_1;
 }

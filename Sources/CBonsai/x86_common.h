@@ -33,20 +33,44 @@ __attribute__((target("avx"))) static inline float hmax_ps(__m256 v) {
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
 
-// q4_0 · q8_0 (int8_x86.h): a row's result from its running sum over groups of 8 blocks (acc) and the
-// last partial group x, a of `tail` blocks, taken one at a time.
-AVX2 static inline float q4_0_result(__m256 acc, const block_q4_0 *x, const bonsai_q4_0_act8 *a, int64_t tail) {
+// q5_0's fifth bits (int8_x86.h): bit l of a block's 32-bit qh tops element l. 0x10 in byte k of the
+// result where element k + 16·half is set, for the qh words in the low and high 128 bits of `words`.
+AVX2 static inline __m256i x5_bits(__m256i words, int half) {
+    const __m256i bytes = half ? _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0303030303030303, 0x0202020202020202)
+                               : _mm256_set_epi64x(0x0101010101010101, 0x0000000000000000, 0x0101010101010101, 0x0000000000000000);
+    const __m256i spread = _mm256_shuffle_epi8(words, bytes);   // byte k: qh byte k / 8 (+ 2 for the high half)
+    const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask), _mm256_set1_epi8(0x10));
+}
+
+// q4_0 and q5_0 · q8_0 (int8_x86.h): a row's result from its running sum over groups of 8 blocks (acc) and
+// the last partial group x, a of `tail` blocks (block_bytes each; nibbles at qs_off, q5_0's qh at qh_off, q4_0:
+// -1), taken one at a time.
+AVX2 static inline float x0_result(__m256 acc, const char *x, size_t block_bytes, size_t qs_off, long qh_off,
+                                   const bonsai_q4_0_act8 *a, int64_t tail) {
     float sum = hsum_ps(acc);
     for (int64_t i = 0; i < tail; i++) {
+        const char *blk = x + i * block_bytes;
         const int j = (int)i / 2, h = (int)i % 2, lane = BONSAI_Q4_0_LANE((int)i);
-        const __m128i t = _mm_loadu_si128((const __m128i *)x[i].qs), m = _mm_set1_epi8(0x0f);
-        const __m128i lo = _mm_and_si128(t, m), hi = _mm_and_si128(_mm_srli_epi16(t, 4), m);
+        const __m128i t = _mm_loadu_si128((const __m128i *)(blk + qs_off)), m = _mm_set1_epi8(0x0f);
+        __m128i lo = _mm_and_si128(t, m), hi = _mm_and_si128(_mm_srli_epi16(t, 4), m);
+        int32_t offset = a->c[lane];   // 8Σy
+        if (qh_off >= 0) {
+            uint32_t bits;
+            memcpy(&bits, blk + qh_off, 4);
+            const __m256i words = _mm256_castsi128_si256(_mm_cvtsi32_si128((int)bits));
+            lo = _mm_or_si128(lo, _mm256_castsi256_si128(x5_bits(words, 0)));
+            hi = _mm_or_si128(hi, _mm256_castsi256_si128(x5_bits(words, 1)));
+            offset *= 2;   // 16Σy
+        }
         const __m128i p = _mm_add_epi16(_mm_maddubs_epi16(lo, _mm_loadu_si128((const __m128i *)(a->lo[j] + 16 * h))),
                                         _mm_maddubs_epi16(hi, _mm_loadu_si128((const __m128i *)(a->hi[j] + 16 * h))));
         __m128i q = _mm_madd_epi16(p, _mm_set1_epi16(1));
         q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(1, 0, 3, 2)));
         q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1)));
-        sum += h2f(x[i].d) * a->d[lane] * (float)(_mm_cvtsi128_si32(q) - a->c[lane]);
+        uint16_t d;
+        memcpy(&d, blk, 2);
+        sum += h2f(d) * a->d[lane] * (float)(_mm_cvtsi128_si32(q) - offset);
     }
     return sum;
 }
