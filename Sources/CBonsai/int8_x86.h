@@ -1,5 +1,6 @@
 // int8_x86.h — internal: the x86 int8 kernels built on u8 × s8 products, written once and compiled per
-// level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's q4_0, q5_0 and q8_0 dots
+// level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's q4_0/q5_0/q4_1/q5_1
+// and q8_0 dots
 // (one row and four), the K types' dots (q2_K … q6_K against q8_K), q8_0's 4 × 4 prompt kernel,
 // and the prompt kernels over unpacked weights (4 rows × 8 tokens). Shared helpers: x86_common.h. The
 // includer defines, and this file undefines at its end:
@@ -15,7 +16,7 @@
 // Every level computes the same i32 sums exactly and the same float operations after them, so its outputs
 // are bit-identical to AVX2's (tools/cross_check runs the VNNI kernels through SIMDe to check that).
 
-// ------------------------------------------------------------------------------- q4_0, q5_0 · q8_0
+// ------------------------------------------------------------------------------- q4_0, q5_0 · q8_0; q4_1, q5_1 · q8_1
 // Reads the activation as bonsai_q4_0_act8 (act_layout.c), made once per token. Per pair of blocks: one
 // 32-byte load of both blocks' nibbles; two maddubs against lo/hi, whose sum fits i16 (2 · 2·31·127);
 // madd to i32 lanes (4 per block). Per group of 8 blocks, horizontal adds give each block's exact sum;
@@ -24,12 +25,13 @@
 // and the weight scales are gathered in it, so nothing is permuted. This does per block about 10
 // operations where a q8_0-activation dot does 17 (two scale conversions, a product and a broadcast per
 // block; maddubs by 8 for the offset), which is what held q4_0 generation below the memory bandwidth.
-// q5_0 is q4_0 with a fifth bit per element from qh (x5_bits) and offset 16 (2 · 8Σy); the two differ in
-// where the nibbles sit (qs_off) and whether there is a qh (qh_off ≥ 0). One group and the result with a
-// last partial group (x0_result): the one-row and four-row dots share them, so a row gets the same result
-// from either.
+// q5_0 is q4_0 with a fifth bit per element from qh (x5_bits) and offset 16 (2 · 8Σy); q4_1 and q5_1 are
+// q4_0 and q5_0 with a min m per block in place of the offset: d·dy·Σq·y + m·dy·Σy. They differ in where
+// the nibbles sit (qs_off), whether there is a qh (qh_off ≥ 0) and a min (m_off ≥ 0; d is always first).
+// One group and the result with a last partial group (x0_result): the one-row and four-row dots share
+// them, so a row gets the same result from either.
 KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(x0_group)(
-        __m256 acc, const char *x, size_t block_bytes, size_t qs_off, long qh_off, const bonsai_q4_0_act8 *a) {
+        __m256 acc, const char *x, size_t block_bytes, size_t qs_off, long qh_off, long m_off, const bonsai_q4_0_act8 *a) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     prefetch_block(x, 8 * block_bytes);
     __m256i q[4];   // pair j: lanes 0-3 block 2j's partial sums, lanes 4-7 block 2j+1's
@@ -52,28 +54,36 @@ KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(x0_group)(
     // Each block's sum in lanes (0, 2, 4, 6 | 1, 3, 5, 7) = BONSAI_Q4_0_LANE order
     const __m256i blocks = _mm256_hadd_epi32(_mm256_hadd_epi32(q[0], q[1]), _mm256_hadd_epi32(q[2], q[3]));
     const __m256i c = _mm256_loadu_si256((const __m256i *)a->c);   // 8Σy
-    const __m256i centred = _mm256_sub_epi32(blocks, qh_off >= 0 ? _mm256_slli_epi32(c, 1) : c);
+    const __m256 dy = _mm256_loadu_ps(a->d);
     uint16_t d[8];
     for (int b = 0; b < 8; b++) memcpy(&d[BONSAI_Q4_0_LANE(b)], x + b * block_bytes, 2);
-    const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)), _mm256_loadu_ps(a->d));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scales, acc);
+    const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)), dy);
+    if (m_off < 0) {
+        const __m256i centred = _mm256_sub_epi32(blocks, qh_off >= 0 ? _mm256_slli_epi32(c, 1) : c);
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scales, acc);
+    }
+    uint16_t m[8];
+    for (int b = 0; b < 8; b++) memcpy(&m[BONSAI_Q4_0_LANE(b)], x + b * block_bytes + m_off, 2);
+    const __m256 sy = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srai_epi32(c, 3)), dy);   // dy·Σy (c/8: exact)
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(blocks), scales, acc);
+    return _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)m)), sy, acc);
 }
 
 KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_x0_act8)(
-        int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, const void *act) {
+        int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, long m_off, const void *act) {
     const char *x = w;
     const bonsai_q4_0_act8 *a = act;
     const int64_t nb = n / BONSAI_QK, ng = nb / 8;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t g = 0; g < ng; g++) acc = KERNEL(x0_group)(acc, x + 8 * g * block_bytes, block_bytes, qs_off, qh_off, a + g);
-    return x0_result(acc, x + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, a + ng, nb - 8 * ng);
+    for (int64_t g = 0; g < ng; g++) acc = KERNEL(x0_group)(acc, x + 8 * g * block_bytes, block_bytes, qs_off, qh_off, m_off, a + g);
+    return x0_result(acc, x + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, m_off, a + ng, nb - 8 * ng);
 }
 
 // Four rows, w_stride bytes apart; the activation's group is read from L1 once per row. The row loop is
 // unrolled so that the four sums stay in registers (rolled, they went through the stack every group).
 KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_x0_act8)(
-        int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t qs_off, long qh_off, const void *act,
-        float out[4]) {
+        int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t qs_off, long qh_off, long m_off,
+        const void *act, float out[4]) {
     const bonsai_q4_0_act8 *a = act;
     const int64_t nb = n / BONSAI_QK, ng = nb / 8;
     const char *x[4];
@@ -84,27 +94,26 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_x0_act8
     }
     for (int64_t g = 0; g < ng; g++) {
 #pragma clang loop unroll(full)
-        for (int r = 0; r < 4; r++) acc[r] = KERNEL(x0_group)(acc[r], x[r] + 8 * g * block_bytes, block_bytes, qs_off, qh_off, a + g);
+        for (int r = 0; r < 4; r++)
+            acc[r] = KERNEL(x0_group)(acc[r], x[r] + 8 * g * block_bytes, block_bytes, qs_off, qh_off, m_off, a + g);
     }
     for (int r = 0; r < 4; r++)
-        out[r] = x0_result(acc[r], x[r] + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, a + ng, nb - 8 * ng);
+        out[r] = x0_result(acc[r], x[r] + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, m_off, a + ng, nb - 8 * ng);
 }
 
-KERNEL_ISA static float KERNEL(dot_q4_0_act8)(int64_t n, const void *w, const void *act) {
-    return KERNEL(dot_x0_act8)(n, w, sizeof(block_q4_0), offsetof(block_q4_0, qs), -1, act);
-}
-
-KERNEL_ISA static void KERNEL(dot4_q4_0_act8)(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
-    KERNEL(dot4_x0_act8)(n, w, w_stride, sizeof(block_q4_0), offsetof(block_q4_0, qs), -1, act, out);
-}
-
-KERNEL_ISA static float KERNEL(dot_q5_0_act8)(int64_t n, const void *w, const void *act) {
-    return KERNEL(dot_x0_act8)(n, w, sizeof(block_q5_0), offsetof(block_q5_0, qs), (long)offsetof(block_q5_0, qh), act);
-}
-
-KERNEL_ISA static void KERNEL(dot4_q5_0_act8)(int64_t n, const void *w, size_t w_stride, const void *act, float out[4]) {
-    KERNEL(dot4_x0_act8)(n, w, w_stride, sizeof(block_q5_0), offsetof(block_q5_0, qs), (long)offsetof(block_q5_0, qh), act, out);
-}
+// Each type's dot and four-row dot: its block, where the nibbles, fifth bits and min sit.
+#define X0_DOTS(type, qh_off, m_off)                                                                                \
+    KERNEL_ISA static float KERNEL(dot_##type##_act8)(int64_t n, const void *w, const void *act) {                   \
+        return KERNEL(dot_x0_act8)(n, w, sizeof(block_##type), offsetof(block_##type, qs), (qh_off), (m_off), act);  \
+    }                                                                                                               \
+    KERNEL_ISA static void KERNEL(dot4_##type##_act8)(int64_t n, const void *w, size_t w_stride, const void *act,   \
+                                                      float out[4]) {                                               \
+        KERNEL(dot4_x0_act8)(n, w, w_stride, sizeof(block_##type), offsetof(block_##type, qs), (qh_off), (m_off), act, out); \
+    }
+X0_DOTS(q4_0, -1, -1)
+X0_DOTS(q5_0, (long)offsetof(block_q5_0, qh), -1)
+X0_DOTS(q4_1, -1, (long)offsetof(block_q4_1, m))
+X0_DOTS(q5_1, (long)offsetof(block_q5_1, qh), (long)offsetof(block_q5_1, m))
 
 // ------------------------------------------------------------------------------- q8_0 · q8_0
 // s8 × s8 as u8 × s8: |x| × (y with x's sign). Blocks go by groups of 8: each block's products summed to
@@ -528,6 +537,10 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
     dot4[BONSAI_TYPE_Q4_0] = KERNEL(dot4_q4_0_act8);
     dot[BONSAI_TYPE_Q5_0] = KERNEL(dot_q5_0_act8);
     dot4[BONSAI_TYPE_Q5_0] = KERNEL(dot4_q5_0_act8);
+    dot[BONSAI_TYPE_Q4_1] = KERNEL(dot_q4_1_act8);
+    dot4[BONSAI_TYPE_Q4_1] = KERNEL(dot4_q4_1_act8);
+    dot[BONSAI_TYPE_Q5_1] = KERNEL(dot_q5_1_act8);
+    dot4[BONSAI_TYPE_Q5_1] = KERNEL(dot4_q5_1_act8);
     dot[BONSAI_TYPE_Q8_0] = KERNEL(dot_q8_0_q8_0);
     dot4[BONSAI_TYPE_Q8_0] = KERNEL(dot4_q8_0_q8_0);
     gemm4x4[BONSAI_TYPE_Q8_0] = KERNEL(gemm4x4_q8_0);
@@ -558,3 +571,4 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
 #undef K_SPREAD32
 #undef K_SPREAD16
 #undef K_DOTS
+#undef X0_DOTS

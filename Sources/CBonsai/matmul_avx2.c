@@ -1,10 +1,6 @@
-// matmul_avx2.c — int8 dot products of quantized weight rows with quantized activation rows (AVX2).
-//
-// Each kernel computes what bonsai_vec_dot_ref computes (dequantize both, multiply, sum) with integer
-// products: maddubs (u8 × s8 → pairs in i16), madd (i16 → i32, folding in a sub-block scale where the
-// type has one), and one float multiply per block by the two block scales. Tested against the reference.
-// The q4_0, q5_0, q8_0 and K-type dots and the prompt kernels are int8_x86.h's, compiled here at the AVX2 level;
-// this file has q4_1's and q5_1's dots.
+// matmul_avx2.c — the AVX2 level: int8_x86.h's kernels compiled for AVX2 (every quantized type's dot
+// products, and the prompt kernels), the activation packing for the prompt kernels, and the row
+// dequantization for the backward pass.
 #include "bonsai.h"
 #include "simd.h"
 #include <stddef.h>
@@ -18,57 +14,6 @@ AVX2 static inline int hsum_epi32(__m256i v) {
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm_cvtsi128_si32(s);
-}
-
-// 16 bytes of packed nibbles → 32 bytes: the low nibbles (elements 0..15), then the high ones (16..31).
-AVX2 static inline __m256i nibbles32(const uint8_t *p) {
-    const __m128i t = _mm_loadu_si128((const __m128i *)p);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0f));
-}
-
-// ------------------------------------------------------------------------------- q4_1, q5_1
-// 32 bits of qh → 32 bytes, 0x10 where element i's bit is set.
-AVX2 static inline __m256i high_bits32(const uint8_t qh[4]) {
-    uint32_t bits;
-    memcpy(&bits, qh, 4);
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
-        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
-    const __m256i mask = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask), _mm256_set1_epi8(0x10));
-}
-
-// Σ q y over one block as i32 lanes, q unsigned (u8) and y the activation bytes.
-AVX2 static inline __m256 block_sum(__m256i q, const int8_t *ys) {
-    const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)ys));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-
-// q4_1 / q5_1: d q + m;  Σ (d q + m)(dy y) = d dy Σ q y + m dy Σ y. Σ y is summed from the bytes rather than
-// taken from q8_1's f16 s (llama.cpp's shortcut), which would round it to 11 bits. One body for both: q5_1's
-// fifth bit comes from qh (qh_off < 0 for q4_1 compiles it away); d and m sit at the same offsets.
-AVX2 static inline float dot_x1_q8_1(int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, const void *a) {
-    const block_q8_1 *y = a;
-    const __m256i ones = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
-        const char *blk = (const char *)w + i * block_bytes;
-        const block_q4_1 *hdr = (const block_q4_1 *)blk;
-        _mm_prefetch(blk + PREFETCH_BYTES, _MM_HINT_T0);
-        const float dy = h2f(y[i].d);
-        __m256i q = nibbles32((const uint8_t *)blk + qs_off);
-        if (qh_off >= 0) q = _mm256_or_si256(q, high_bits32((const uint8_t *)blk + qh_off));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->d) * dy), block_sum(q, y[i].qs), acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(hdr->m) * dy), block_sum(ones, y[i].qs), acc);
-    }
-    return hsum_ps(acc);
-}
-
-AVX2 static float dot_q4_1_q8_1(int64_t n, const void *w, const void *a) {
-    return dot_x1_q8_1(n, w, sizeof(block_q4_1), offsetof(block_q4_1, qs), -1, a);
-}
-
-AVX2 static float dot_q5_1_q8_1(int64_t n, const void *w, const void *a) {
-    return dot_x1_q8_1(n, w, sizeof(block_q5_1), offsetof(block_q5_1, qs), (long)offsetof(block_q5_1, qh), a);
 }
 
 // ------------------------------------------------------------------------------- int8_x86.h at AVX2
@@ -135,8 +80,8 @@ void bonsai_register_avx2_kernels(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
     register_int8_avx2(dot, dot4, gemm4x4, gemm);
     acts[BONSAI_TYPE_Q4_0] = (bonsai_act_layout){bonsai_q4_0_act_size, bonsai_q4_0_act_make};
     acts[BONSAI_TYPE_Q5_0] = acts[BONSAI_TYPE_Q4_0];   // the same elements in the same order: int8_x86.h
-    dot[BONSAI_TYPE_Q4_1] = dot_q4_1_q8_1;
-    dot[BONSAI_TYPE_Q5_1] = dot_q5_1_q8_1;
+    acts[BONSAI_TYPE_Q4_1] = (bonsai_act_layout){bonsai_q4_0_act_size, bonsai_q4_1_act_make};
+    acts[BONSAI_TYPE_Q5_1] = acts[BONSAI_TYPE_Q4_1];
 }
 
 // ---------------------------------------------------------------------------- dequantization

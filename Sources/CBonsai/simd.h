@@ -28,7 +28,8 @@ extern bonsai_vec_dot4_fn bonsai_fast_dot4[BONSAI_TYPE_COUNT];   // NULL: four o
 typedef struct { size_t (*size)(int64_t n); void (*make)(const void *a, int64_t n, void *dst); } bonsai_act_layout;
 extern bonsai_act_layout bonsai_fast_act[BONSAI_TYPE_COUNT];
 
-// q4_0's generation activation, per 8 blocks (256 elements) from q8_0 blocks y_0..y_7. A q4_0 block's low
+// q4_0's generation activation (and q5_0's, q4_1's, q5_1's: their elements sit the same way), per 8 blocks
+// (256 elements) from q8_0 (or q8_1) blocks y_0..y_7. A q4_0 block's low
 // nibbles are its elements 0..15 and its high nibbles 16..31, so one 32-byte load of blocks 2j and 2j+1
 // gives the nibbles that meet lo[j] and hi[j]. The scales are f32, converted once per token instead of
 // once per row. The per-block values sit in the lane order the kernel's horizontal adds leave the block
@@ -39,10 +40,11 @@ typedef struct {
     int8_t lo[4][32];   // pair j: elements 0..15 of y_2j, then of y_2j+1
     int8_t hi[4][32];   // elements 16..31 of the same blocks
     float d[8];         // the blocks' scales, by lane
-    int32_t c[8];       // 8·Σy, by lane: q4_0's q − 8 taken off the exact integer sum
+    int32_t c[8];       // 8·Σy, by lane: q4_0's q − 8 taken off the exact integer sum (q5_0: 2c; q4_1, q5_1: m·c/8)
 } bonsai_q4_0_act8;     // 320 B
 size_t bonsai_q4_0_act_size(int64_t n);
 void bonsai_q4_0_act_make(const void *a, int64_t n, void *dst);
+void bonsai_q4_1_act_make(const void *a, int64_t n, void *dst);   // the same layout from q8_1 rows (q4_1, q5_1)
 // out[r][c] = row r of w (rows ws bytes apart) · activation row c of a (as bytes apart), 4 × 4.
 // Must equal four times four bonsai_fast_dot calls up to float rounding.
 typedef void (*bonsai_gemm4x4_fn)(int64_t n, const void *w, size_t ws, const void *a, size_t as, float out[4][4]);

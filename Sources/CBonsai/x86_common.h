@@ -33,7 +33,7 @@ __attribute__((target("avx"))) static inline float hmax_ps(__m256 v) {
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
 
-// q5_0's fifth bits (int8_x86.h): bit l of a block's 32-bit qh tops element l. 0x10 in byte k of the
+// q5_0's and q5_1's fifth bits (int8_x86.h): bit l of a block's 32-bit qh tops element l. 0x10 in byte k of the
 // result where element k + 16·half is set, for the qh words in the low and high 128 bits of `words`.
 AVX2 static inline __m256i x5_bits(__m256i words, int half) {
     const __m256i bytes = half ? _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0303030303030303, 0x0202020202020202)
@@ -43,10 +43,10 @@ AVX2 static inline __m256i x5_bits(__m256i words, int half) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, mask), mask), _mm256_set1_epi8(0x10));
 }
 
-// q4_0 and q5_0 · q8_0 (int8_x86.h): a row's result from its running sum over groups of 8 blocks (acc) and
-// the last partial group x, a of `tail` blocks (block_bytes each; nibbles at qs_off, q5_0's qh at qh_off, q4_0:
-// -1), taken one at a time.
-AVX2 static inline float x0_result(__m256 acc, const char *x, size_t block_bytes, size_t qs_off, long qh_off,
+// q4_0, q5_0, q4_1, q5_1 (int8_x86.h): a row's result from its running sum over groups of 8 blocks (acc)
+// and the last partial group x, a of `tail` blocks (block_bytes each; nibbles at qs_off, fifth bits at
+// qh_off, min at m_off; -1: none), taken one at a time.
+AVX2 static inline float x0_result(__m256 acc, const char *x, size_t block_bytes, size_t qs_off, long qh_off, long m_off,
                                    const bonsai_q4_0_act8 *a, int64_t tail) {
     float sum = hsum_ps(acc);
     for (int64_t i = 0; i < tail; i++) {
@@ -68,9 +68,14 @@ AVX2 static inline float x0_result(__m256 acc, const char *x, size_t block_bytes
         __m128i q = _mm_madd_epi16(p, _mm_set1_epi16(1));
         q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(1, 0, 3, 2)));
         q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1)));
-        uint16_t d;
+        uint16_t d, mn;
         memcpy(&d, blk, 2);
-        sum += h2f(d) * a->d[lane] * (float)(_mm_cvtsi128_si32(q) - offset);
+        if (m_off < 0) {
+            sum += h2f(d) * a->d[lane] * (float)(_mm_cvtsi128_si32(q) - offset);
+        } else {
+            memcpy(&mn, blk + m_off, 2);
+            sum += h2f(d) * a->d[lane] * (float)_mm_cvtsi128_si32(q) + h2f(mn) * (a->d[lane] * (float)(a->c[lane] / 8));
+        }
     }
     return sum;
 }
