@@ -10,6 +10,31 @@
 #include "bonsai.h"
 #include "simd.h"
 
+// f16's and bf16's dot and four-row dot over this architecture's dot_rows, for target attribute isa.
+#define FLOAT_DOTS(isa, arch)                                                                                   \
+    isa static float dot_f16_##arch(int64_t n, const void *w, const void *a) {                                  \
+        float out;                                                                                              \
+        dot_rows(1, n, w, 0, a, false, &out);                                                                   \
+        return out;                                                                                             \
+    }                                                                                                           \
+    isa static void dot4_f16_##arch(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {   \
+        dot_rows(4, n, w, w_stride / sizeof(uint16_t), a, false, out);                                          \
+    }                                                                                                           \
+    isa static float dot_bf16_##arch(int64_t n, const void *w, const void *a) {                                 \
+        float out;                                                                                              \
+        dot_rows(1, n, w, 0, a, true, &out);                                                                    \
+        return out;                                                                                             \
+    }                                                                                                           \
+    isa static void dot4_bf16_##arch(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {  \
+        dot_rows(4, n, w, w_stride / sizeof(uint16_t), a, true, out);                                           \
+    }                                                                                                           \
+    static void register_float_dots(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT]) { \
+        dot[BONSAI_TYPE_F16] = dot_f16_##arch;                                                                  \
+        dot4[BONSAI_TYPE_F16] = dot4_f16_##arch;                                                                \
+        dot[BONSAI_TYPE_BF16] = dot_bf16_##arch;                                                                \
+        dot4[BONSAI_TYPE_BF16] = dot4_bf16_##arch;                                                              \
+    }
+
 #if defined(__x86_64__)
 #include "x86_common.h"
 
@@ -49,25 +74,7 @@ AVX2 static inline __attribute__((always_inline)) void dot_rows(int nr, int64_t 
     }
 }
 
-AVX2 static float dot_f16_avx2(int64_t n, const void *w, const void *a) {
-    float out;
-    dot_rows(1, n, w, 0, a, false, &out);
-    return out;
-}
-
-AVX2 static void dot4_f16_avx2(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    dot_rows(4, n, w, w_stride / sizeof(uint16_t), a, false, out);
-}
-
-AVX2 static float dot_bf16_avx2(int64_t n, const void *w, const void *a) {
-    float out;
-    dot_rows(1, n, w, 0, a, true, &out);
-    return out;
-}
-
-AVX2 static void dot4_bf16_avx2(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    dot_rows(4, n, w, w_stride / sizeof(uint16_t), a, true, out);
-}
+FLOAT_DOTS(AVX2, avx2)
 
 AVX2 static inline __attribute__((always_inline)) void convert_row(const void *src, float *y, int64_t n, bool bf16) {
     const uint16_t *x = src;
@@ -81,10 +88,7 @@ AVX2 static void dequant_bf16_avx2(const void *src, float *y, int64_t n) { conve
 
 void bonsai_register_float_dots_avx2(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
                                      bonsai_dequant_fn dequant[BONSAI_TYPE_COUNT]) {
-    dot[BONSAI_TYPE_F16] = dot_f16_avx2;
-    dot4[BONSAI_TYPE_F16] = dot4_f16_avx2;
-    dot[BONSAI_TYPE_BF16] = dot_bf16_avx2;
-    dot4[BONSAI_TYPE_BF16] = dot4_bf16_avx2;
+    register_float_dots(dot, dot4);
     dequant[BONSAI_TYPE_F16] = dequant_f16_avx2;
     dequant[BONSAI_TYPE_BF16] = dequant_bf16_avx2;
 }
@@ -127,30 +131,9 @@ static inline __attribute__((always_inline)) void dot_rows(int nr, int64_t n, co
     }
 }
 
-static float dot_f16_neon(int64_t n, const void *w, const void *a) {
-    float out;
-    dot_rows(1, n, w, 0, a, false, &out);
-    return out;
-}
-
-static void dot4_f16_neon(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    dot_rows(4, n, w, w_stride / sizeof(uint16_t), a, false, out);
-}
-
-static float dot_bf16_neon(int64_t n, const void *w, const void *a) {
-    float out;
-    dot_rows(1, n, w, 0, a, true, &out);
-    return out;
-}
-
-static void dot4_bf16_neon(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
-    dot_rows(4, n, w, w_stride / sizeof(uint16_t), a, true, out);
-}
+FLOAT_DOTS(, neon)
 
 void bonsai_register_float_dots_neon(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT]) {
-    dot[BONSAI_TYPE_F16] = dot_f16_neon;
-    dot4[BONSAI_TYPE_F16] = dot4_f16_neon;
-    dot[BONSAI_TYPE_BF16] = dot_bf16_neon;
-    dot4[BONSAI_TYPE_BF16] = dot4_bf16_neon;
+    register_float_dots(dot, dot4);
 }
 #endif
