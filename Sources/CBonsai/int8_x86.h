@@ -343,7 +343,7 @@ KERNEL_ISA static inline __m256i KERNEL(k16_half)(__m256i isum, const __m256i g[
 // u ≤ 31: |pair| ≤ 2·31·127 fits i16.
 KERNEL_ISA static inline void KERNEL(k4_block)(const uint8_t scales[12], const uint8_t *q, const uint8_t *qh,
                                                const block_q8_K *y, __m256i *isum_out, __m128i *msum_out) {
-    const __m256i low4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
     const __m256i sm = k4_scales_mins(scales);
     const __m256i sc = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm));   // sc[0..7] in both halves
     const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
@@ -351,9 +351,9 @@ KERNEL_ISA static inline void KERNEL(k4_block)(const uint8_t scales[12], const u
     for (int j = 0; j < 4; j++) {   // 64 elements: 32 low nibbles (sub-block 2j), 32 high (2j+1)
         const __m256i qb = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
         __m256i lo = _mm256_and_si256(qb, low4), hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
-        if (qh) {
-            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), one), 4));
-            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), one), 4));
+        if (qh) {   // bits 2j, 2j+1 shifted straight to bit 4 (16-bit shifts: what crosses bytes is masked off)
+            lo = _mm256_or_si256(lo, _mm256_and_si256(j <= 2 ? _mm256_slli_epi16(hbits, 4 - 2 * j) : _mm256_srli_epi16(hbits, 2 * j - 4), bit4));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(j <= 1 ? _mm256_slli_epi16(hbits, 3 - 2 * j) : _mm256_srli_epi16(hbits, 2 * j - 3), bit4));
         }
         const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j)));
         const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * j + 32)));
