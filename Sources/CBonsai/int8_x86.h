@@ -1,7 +1,6 @@
 // int8_x86.h — internal: the x86 int8 kernels built on u8 × s8 products, written once and compiled per
-// level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's q4_0/q5_0/q4_1/q5_1
-// and q8_0 dots
-// (one row and four), the K types' dots (q2_K … q6_K against q8_K), q8_0's 4 × 4 prompt kernel,
+// level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's dots, one row and
+// four (q4_0/q5_0/q4_1/q5_1, q8_0, and the K types q2_K … q6_K against q8_K), q8_0's 4 × 4 prompt kernel,
 // and the prompt kernels over unpacked weights (4 rows × 8 tokens). Shared helpers: x86_common.h. The
 // includer defines, and this file undefines at its end:
 //   KERNEL_ISA            the kernels' target attribute
@@ -129,7 +128,7 @@ KERNEL_ISA static inline __m256i KERNEL(q8_0_products)(const block_q8_0 *x, cons
 KERNEL_ISA static inline __m256 KERNEL(q8_0_group)(__m256 acc, const block_q8_0 *x, const block_q8_0 *y) {
     __m256i p[8];
     for (int i = 0; i < 8; i++) {
-        if (!(i & 1)) q8_0_prefetch(x + i);
+        if (!(i & 1)) prefetch_block(x + i, 2 * sizeof(block_q8_0));
         p[i] = KERNEL(q8_0_products)(&x[i], &y[i]);
     }
     // (lanes of p0..p3 summed by halves: [p0 p1 p2 p3 | p0 p1 p2 p3]), the same for p4..p7, then the halves

@@ -1,6 +1,6 @@
 // x86_common.h — internal: the x86 helpers cpu.c and the int8 kernels of every level share (matmul_avx2.c,
-// matmul_vnni.c): AVX/AVX2 helpers, which inline into any wider target, and the parts of the q4_0, q8_0
-// and K-type dots that do no u8 × s8 products.
+// matmul_vnni.c): AVX/AVX2 helpers, which inline into any wider target, and the parts of the
+// generation dots (q4_0/q5_0/q4_1/q5_1, K types) that do no u8 × s8 products.
 #ifndef BONSAI_X86_COMMON_H
 #define BONSAI_X86_COMMON_H
 #include "bonsai.h"
@@ -17,6 +17,11 @@ AVX2 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 // contiguous, so this runs ahead into the next rows too. Generation on the full-size q4_0 file, 1 thread:
 // 4.7-4.9 tokens/s at 768 bytes, 6.3-6.6 at 3072, lower again at 6144.
 enum { PREFETCH_BYTES = 3072 };
+
+// The cache lines of `bytes` bytes of weights from blk, PREFETCH_BYTES ahead.
+AVX2 static inline void prefetch_block(const void *blk, size_t bytes) {
+    for (size_t l = 0; l < bytes; l += 64) _mm_prefetch((const char *)blk + PREFETCH_BYTES + l, _MM_HINT_T0);
+}
 
 // The sum and the maximum of 8 lanes (halves, then pairs, then the last two). AVX only, so that they
 // inline into every AVX2 function whatever else its target has.
@@ -80,11 +85,6 @@ AVX2 static inline float x0_result(__m256 acc, const char *x, size_t block_bytes
     return sum;
 }
 
-AVX2 static inline void q8_0_prefetch(const block_q8_0 *x) {   // per two blocks (68 bytes)
-    _mm_prefetch((const char *)x + PREFETCH_BYTES, _MM_HINT_T0);
-    _mm_prefetch((const char *)x + PREFETCH_BYTES + 64, _MM_HINT_T0);
-}
-
 // [p0, p1, p2, p3] (8 × i32 each) → (Σp0, Σp1, Σp2, Σp3)
 AVX2 static inline __m128i reduce4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
@@ -108,10 +108,6 @@ typedef struct { __m256 acc; __m128 mins; } k_sums;
 AVX2 static inline float k_result(k_sums s) {
     const __m128 m = _mm_add_ps(s.mins, _mm_movehl_ps(s.mins, s.mins));
     return hsum_ps(s.acc) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
-}
-
-AVX2 static inline void prefetch_block(const void *blk, size_t bytes) {
-    for (size_t l = 0; l < bytes; l += 64) _mm_prefetch((const char *)blk + PREFETCH_BYTES + l, _MM_HINT_T0);
 }
 
 #endif
