@@ -12,6 +12,8 @@
 //   PAIRS_I32             defined if PAIRS_ADD sums into i32 lanes (cannot saturate)
 //   PAIRS_SCALED(acc, p, s) acc (i32 lanes) + the i16 lanes of p times those of s, summed by two (the K types
 //                         fold their sub-block scales in this way: madd + add, or VNNI's dpwssd)
+//   KERNEL_REGS32         defined if the level has 32 vector registers (AVX-512): the K types' four-row
+//                         dots keep all four rows' sums in registers
 // Every level computes the same i32 sums exactly and the same float operations after them, so its outputs
 // are bit-identical to AVX2's (tools/cross_check runs the VNNI kernels through SIMDe to check that).
 
@@ -420,8 +422,9 @@ KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_kmin)(
     return k_result(s);
 }
 
-// Four rows, w_stride bytes apart. The row loop stays rolled: unrolled, q4_K ran slower on
-// first-generation Zen (4.2 → 3.7 tokens/s, 1 thread).
+// Four rows, w_stride bytes apart. With 16 vector registers the row loop stays rolled (unrolled, q4_K ran
+// slower on first-generation Zen: 4.2 → 3.7 tokens/s, 1 thread); with 32 (KERNEL_REGS32) the four rows'
+// steps are unrolled and their sums stay in registers (Zen 4: q2_K, q5_K, q6_K, q3_K 7-11% faster).
 KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_kmin)(
         int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t d_off,
         void (*block_sums)(const void *, const block_q8_K *, __m256i *, __m128i *), const void *a, float out[4]) {
@@ -429,6 +432,9 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_kmin)(
     k_sums s[4];
     for (int r = 0; r < 4; r++) s[r] = (k_sums){_mm256_setzero_ps(), _mm_setzero_ps()};
     for (int64_t i = 0; i < n / BONSAI_QKK; i++)
+#ifdef KERNEL_REGS32
+#pragma clang loop unroll(full)
+#endif
         for (int r = 0; r < 4; r++)
             KERNEL(kmin_step)(&s[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, d_off, block_sums, &y[i]);
     for (int r = 0; r < 4; r++) out[r] = k_result(s[r]);
@@ -509,6 +515,9 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_koff)(
     const block_q8_K *y = a;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t i = 0; i < n / BONSAI_QKK; i++)
+#ifdef KERNEL_REGS32   // as dot4_kmin
+#pragma clang loop unroll(full)
+#endif
         for (int r = 0; r < 4; r++)
             acc[r] = KERNEL(koff_step)(acc[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, d_off, block_sums, &y[i]);
     for (int r = 0; r < 4; r++) out[r] = hsum_ps(acc[r]);
@@ -570,4 +579,5 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
 #undef K_SPREAD32
 #undef K_SPREAD16
 #undef K_DOTS
+#undef KERNEL_REGS32
 #undef X0_DOTS

@@ -39,6 +39,7 @@
 #define PAIRS_DOT(acc, u, s) dpbusd_evex((acc), (u), (s))
 #define PAIRS_I32
 #define PAIRS_SCALED(acc, p, s) dpwssd_evex((acc), (p), (s))
+#define KERNEL_REGS32
 #include "int8_x86.h"
 
 // AVX-VNNI (VEX-encoded): the same instruction for CPUs without AVX-512

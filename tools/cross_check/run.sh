@@ -6,10 +6,10 @@
 # without), and requires every run to pass its checks and to print identical hashes of everything that
 # must be bit-exact.
 #
-# No CPU here has VNNI or AVX-512, so a third build runs the VNNI kernels (matmul_vnni.c: 256-bit
-# dpbusd, and with AVX512-VNNI the 512-bit prompt kernels) on this machine through SIMDe's portable
-# implementations, once per flavor (AVX512-VNNI, AVX-VNNI): its matmul outputs must equal the AVX2
-# build's bit for bit, and its checks pass.
+# A third build runs the VNNI kernels (matmul_vnni.c: 256-bit dpbusd, and with AVX512-VNNI the 512-bit
+# prompt kernels) through SIMDe's portable implementations, once per flavor (AVX512-VNNI, AVX-VNNI), so
+# that they are checked on any x86 CPU: its matmul outputs must equal the AVX2 build's bit for bit, and its
+# checks pass. On a CPU with VNNI the host build's own VNNI kernels must equal AVX2's as well.
 #
 #   apt-get install gcc-aarch64-linux-gnu qemu-user libsimde-dev   # arm64 libc, linker, emulator; SIMDe
 #   tools/cross_check/run.sh
@@ -34,7 +34,16 @@ done
 gcc "$out"/host/*.o -lm -o "$out/host/check"
 gcc "$out"/vnni/*.o -lm -o "$out/vnni/check"
 aarch64-linux-gnu-gcc "$out"/arm64/*.o -lm -o "$out/arm64/check"
-"$out/host/check" "$out/host-x86.txt" > "$out/host.txt"
+# The AVX2 kernels are the x86 reference (BONSAI_NO_VNNI); on a CPU with VNNI the native kernels must equal them too.
+BONSAI_NO_VNNI=1 "$out/host/check" "$out/host-x86.txt" > "$out/host.txt"
+"$out/host/check" "$out/native-x86.txt" > "$out/native.txt" 2> "$out/native-log.txt" || { cat "$out/native-log.txt" >&2; exit 1; }
+if grep -q "VNNI" "$out/native-log.txt"; then
+    if ! diff "$out/host.txt" "$out/native.txt" || ! diff "$out/host-x86.txt" "$out/native-x86.txt"; then
+        echo "cross_check: this CPU's VNNI kernels and AVX2's differ where results must be bit-exact" >&2
+        exit 1
+    fi
+    native=", and so do this CPU's own"
+fi
 for flavor in avx512vnni avxvnni; do
     BONSAI_VNNI_EMULATED=$flavor "$out/vnni/check" "$out/vnni-x86.txt" > "$out/vnni.txt" 2> "$out/vnni-log.txt" \
         || { cat "$out/vnni-log.txt" >&2; echo "cross_check: the emulated $flavor build failed its checks" >&2; exit 1; }
@@ -53,4 +62,4 @@ for cpu in max cortex-a72; do
     fi
 done
 echo "cross_check: host and arm64 (with and without SDOT) agree ($(wc -l < "$out/host.txt") hashed results);" \
-     "the VNNI kernels (emulated, both flavors) equal AVX2's ($(wc -l < "$out/host-x86.txt") hashed matmuls)"
+     "the VNNI kernels (emulated, both flavors) equal AVX2's ($(wc -l < "$out/host-x86.txt") hashed matmuls)${native:-}"
