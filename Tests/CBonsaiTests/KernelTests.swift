@@ -217,7 +217,7 @@ final class UnpackedMatmulTests: XCTestCase {
         bonsai_set_math(BONSAI_MATH_FAST)
         defer { bonsai_set_math(BONSAI_MATH_F32) }
         for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q2_K, .q3_K, .q6_K, .q8_0] {
-            for (rows, T) in [(37, 21), (64, 8), (6, 131), (12, 5)] {
+            for (rows, T) in [(37, 21), (64, 8), (6, 131), (12, 5), (9, 263)] {   // 263: two chunks of unpacking (matmul.c's UNPACKED_CHUNK)
                 let cols = 512
                 let rowBytes = type.byteCount(elements: cols)!
                 var w = [UInt8](repeating: 0, count: rows * rowBytes)
