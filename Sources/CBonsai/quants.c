@@ -428,10 +428,10 @@ static void quant_bf16(const float *x, void *dst, int64_t n) {
 static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }
 
 // The K types' quantizers live in quants_k.c.
-int bonsai_quantize_k(int type, const float *x, void *dst, int64_t n);
-static void quant_q4_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q4_K, x, dst, n); }
-static void quant_q5_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q5_K, x, dst, n); }
-static void quant_q6_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q6_K, x, dst, n); }
+int bonsai_quantize_k(int type, const float *x, void *dst, int64_t n, bool reference);
+static void quant_q4_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q4_K, x, dst, n, false); }
+static void quant_q5_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q5_K, x, dst, n, false); }
+static void quant_q6_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q6_K, x, dst, n, false); }
 
 // ----------------------------------------------------------------------------- the type table
 
@@ -504,6 +504,11 @@ bool bonsai_quantize_row(int type, const float *src, void *dst, int64_t n) {
     if (!bonsai_type_info(type) || !TYPES[type].quantize) return false;
     TYPES[type].quantize(src, dst, n);
     return true;
+}
+
+bool bonsai_quantize_row_reference(int type, const float *src, void *dst, int64_t n) {
+    if (bonsai_quantize_k(type, src, dst, n, true)) return true;
+    return bonsai_quantize_row(type, src, dst, n);
 }
 
 // The reference for every fast dot product: dequantize both rows, multiply, sum in double.

@@ -46,6 +46,49 @@ final class QuantTests: XCTestCase {
         XCTAssertEqual(types, ["q8_0", "q4_0", "q4_K", "q6_K"])
     }
 
+    /// The K-type quantizers fit 8 sub-blocks at once in SIMD lanes; they must give the reference search's
+    /// bytes (the one QuantizeTests holds to llama-quantize's) on every kind of block, including those the
+    /// lanes turn into masks: all-zero and constant sub-blocks, all-positive and all-negative ones, lone
+    /// outliers, values too small to quantize, and ordinary data at many scales. Tolerance: none.
+    func testLaneQuantizersEqualTheReference() {
+        var rng = SplitMix(seed: 7)
+        var blocks: [[Float]] = []
+        func normal() -> Float {
+            let u = Float.random(in: Float.ulpOfOne ..< 1, using: &rng), v = Float.random(in: 0 ..< 1, using: &rng)
+            return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+        }
+        for scale in [Float(1e-3), 0.02, 1, 300] {
+            for _ in 0 ..< 64 { blocks.append((0 ..< 256).map { _ in normal() * scale }) }
+        }
+        // special sub-blocks (16 elements: q6_K's size, half of q4_K's) mixed into ordinary blocks
+        let specials: [(Int) -> Float] = [
+            { _ in 0 }, { _ in 0.5 }, { _ in -0.25 }, { _ in 1e-20 }, { i in Float(i - 8) * 1e-17 }, { i in i == 5 ? 40 : 0.01 },
+            { i in Float(i) * 0.1 + 1 }, { i in -Float(i) * 0.1 - 1 }, { i in i % 2 == 0 ? 1 : -1 },
+        ]
+        for k in 0 ..< 256 {
+            var b = (0 ..< 256).map { _ in normal() * 0.05 }
+            for s in 0 ..< 16 where (k >> (s % 8)) & 1 == 1 || s == k % 16 {
+                let f = specials[(k + s) % specials.count]
+                for i in 0 ..< 16 { b[16 * s + i] = f(i) }
+            }
+            blocks.append(b)
+        }
+        for c in [Float(0), 3, -0.5] { blocks.append([Float](repeating: c, count: 256)) }
+        blocks.append((0 ..< 256).map { i in (i / 32) % 2 == 0 ? -0.75 : normal() })   // constant sub-blocks of 32
+        let row = blocks.flatMap { $0 }
+        for type in [TensorType.q4_K, .q5_K, .q6_K] {
+            let bytes = type.byteCount(elements: row.count)!
+            var fast = [UInt8](repeating: 0, count: bytes), reference = [UInt8](repeating: 1, count: bytes)
+            XCTAssertTrue(bonsai_quantize_row(Int32(type.rawValue), row, &fast, Int64(row.count)))
+            XCTAssertTrue(bonsai_quantize_row_reference(Int32(type.rawValue), row, &reference, Int64(row.count)))
+            let blockBytes = bytes / blocks.count
+            let differing = (0 ..< blocks.count).filter {
+                fast[$0 * blockBytes ..< ($0 + 1) * blockBytes] != reference[$0 * blockBytes ..< ($0 + 1) * blockBytes]
+            }
+            XCTAssertEqual(differing, [], "\(type): blocks whose bytes differ from the reference search")
+        }
+    }
+
     /// Our reference quantizers give the same bytes as llama.cpp's: model-q8_0.gguf was quantized from the
     /// f16 weights by gguf-py (byte-identical to llama-quantize), model-q4_0.gguf by llama-quantize.
     func testQuantizersReproduceLlamaCppBytes() throws {
