@@ -99,6 +99,22 @@ void bonsai_pack_act8x32_avx2(const float *x, int64_t xs, int64_t n, bonsai_act8
 typedef void (*bonsai_dequant_fn)(const void *src, float *dst, int64_t n);
 extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 
+// The K quantizers' scale searches on a block's 8 sub-blocks at once (quants_k_lanes.h), compiled at the
+// baseline ISA, and on x86 for AVX2 too; the _kernel pointers hold this CPU's (bit-identical) choice.
+typedef void (*bonsai_fit_affine_lanes_fn)(const float *x, int nmax, float rmin, float rdelta, int nstep,
+                                           float scales[8], float mins[8], uint8_t L[256]);
+typedef void (*bonsai_fit_symmetric_lanes_fn)(const float *x, int nmax, float scales[8], int8_t L[128]);
+void bonsai_fit_affine_lanes(const float *x, int nmax, float rmin, float rdelta, int nstep, float scales[8],
+                             float mins[8], uint8_t L[256]);
+void bonsai_fit_symmetric_lanes(const float *x, int nmax, float scales[8], int8_t L[128]);
+#if defined(__x86_64__)
+void bonsai_fit_affine_lanes_avx2(const float *x, int nmax, float rmin, float rdelta, int nstep, float scales[8],
+                                  float mins[8], uint8_t L[256]);
+void bonsai_fit_symmetric_lanes_avx2(const float *x, int nmax, float scales[8], int8_t L[128]);
+#endif
+extern bonsai_fit_affine_lanes_fn bonsai_fit_affine_lanes_kernel;
+extern bonsai_fit_symmetric_lanes_fn bonsai_fit_symmetric_lanes_kernel;
+
 // f16 and bf16 rows · f32 activations (float_dots.c), and on x86 the rows' conversion to f32.
 #if defined(__x86_64__)
 void bonsai_register_float_dots_avx2(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
