@@ -139,7 +139,7 @@ bonsai_fit_symmetric_lanes_fn bonsai_fit_symmetric_lanes_kernel = bonsai_fit_sym
 
 // Each sub-block's fit with weights rms(x) + |x|: the reference, one sub-block after another.
 static void fit_affine_ref(const float *x, int nmax, float rmin, float rdelta, int nstep,
-                              float scales[8], float mins[8], uint8_t L[BONSAI_QKK]) {
+                           float scales[8], float mins[8], uint8_t L[BONSAI_QKK]) {
     float weights[32];
     for (int j = 0; j < 8; j++) {
         const float *xs = x + 32 * j;

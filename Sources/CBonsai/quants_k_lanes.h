@@ -122,7 +122,7 @@ LANES void to_lanes(const float *x, int n, f32x8 *xv) {
 
 // fit_affine with weights rms(x) + |x| on the 8 sub-blocks of 32 of a q4_K/q5_K block.
 void LANES_NAME(bonsai_fit_affine_lanes)(const float *x, int nmax, float rmin, float rdelta, int nstep,
-                             float scales[8], float mins[8], uint8_t L[BONSAI_QKK]) {
+                                         float scales[8], float mins[8], uint8_t L[BONSAI_QKK]) {
     f32x8 xv[32], wv[32], Lv[32], sum_x2 = {0}, the_min;
     to_lanes(x, 32, xv);
     for (int i = 0; i < 32; i++) sum_x2 += xv[i] * xv[i];
@@ -146,4 +146,5 @@ void LANES_NAME(bonsai_fit_symmetric_lanes)(const float *x, int nmax, float scal
         for (int j = 0; j < 8; j++) L[16 * j + i] = (int8_t)(Lv[i][j] + nmax);
 }
 #undef LANES
+#undef LANES_NAME
 #pragma clang diagnostic pop
