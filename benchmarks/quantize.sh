@@ -11,8 +11,9 @@ THREADS="${THREADS:-2}"
 TYPES="${TYPES:-q4_0 q4_K_M q5_K_M q6_K}"
 SRC="$OUT/phi2-synth-f16.gguf"
 [ -f "$SRC" ] || "$BONSAI" synth --type f16 "$SRC"
+cat "$SRC" >/dev/null   # into the page cache, so that neither engine's time includes reading the disk
 
-seconds() { local s; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || return 1; printf "%.1f" "$(echo "$(date +%s.%N) - $s" | bc)"; }
+seconds() { local s; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || return 1; python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):.1f}')" "$(date +%s.%N)" "$s"; }
 
 echo "date $(date -u '+%Y-%m-%d %H:%M') UTC; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); threads $THREADS"
 echo
@@ -31,6 +32,6 @@ sys.exit(llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref
 PY
 )
     same=$(cmp -s "$ours" "$theirs" && echo identical || echo DIFFERENT)
-    echo "| $t | $b | $l | $(echo "scale=2; $l / $b" | bc)× | $same |"
+    echo "| $t | $b | $l | $(python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$l" "$b")× | $same |"
     rm -f "$ours" "$theirs"
 done
