@@ -33,8 +33,9 @@ LANES f32x8 fit_affine8(int nmax, const f32x8 x[32], const f32x8 w[32], f32x8 L[
         sum_x += w[i] * x[i];
     }
     min = select8(min > 0, (f32x8){0}, min);
-    const i32x8 flat = max == min;   // these lanes end as the scalar fit's early return
-    const f32x8 flat_min = min;
+    // Lanes with max == min (the scalar fit's early return) need no mask but on L: their iscale is infinite,
+    // every level NaN, so no step is better, and scale stays 1/∞ = 0 and min as it is, as that return has them.
+    const i32x8 flat = max == min;
     f32x8 iscale = (float)nmax / (max - min);
     f32x8 scale = 1 / iscale;
     f32x8 best_error = {0};
@@ -70,8 +71,8 @@ LANES f32x8 fit_affine8(int nmax, const f32x8 x[32], const f32x8 w[32], f32x8 L[
         min = select8(better, this_min, min);
     }
     for (int i = 0; i < 32; i++) L[i] = select8(flat, (f32x8){0}, L[i]);
-    *the_min = -select8(flat, flat_min, min);
-    return select8(flat, (f32x8){0}, scale);
+    *the_min = -min;
+    return scale;
 }
 
 // fit_symmetric on sub-blocks of 16 (q6_K): L[i] receives element i's levels in [-nmax, nmax − 1] (not

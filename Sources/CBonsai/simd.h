@@ -102,14 +102,14 @@ extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 // The K quantizers' scale searches on a block's 8 sub-blocks at once (quants_k_lanes.h), compiled at the
 // baseline ISA, and on x86 for AVX2 too; the _kernel pointers hold this CPU's (bit-identical) choice.
 typedef void (*bonsai_fit_affine_lanes_fn)(const float *x, int nmax, float rmin, float rdelta, int nstep,
-                                           float scales[8], float mins[8], uint8_t L[256]);
+                                           float scales[8], float mins[8], uint8_t L[BONSAI_QKK]);
 typedef void (*bonsai_fit_symmetric_lanes_fn)(const float *x, int nmax, float scales[8], int8_t L[128]);
 void bonsai_fit_affine_lanes(const float *x, int nmax, float rmin, float rdelta, int nstep, float scales[8],
-                             float mins[8], uint8_t L[256]);
+                             float mins[8], uint8_t L[BONSAI_QKK]);
 void bonsai_fit_symmetric_lanes(const float *x, int nmax, float scales[8], int8_t L[128]);
 #if defined(__x86_64__)
 void bonsai_fit_affine_lanes_avx2(const float *x, int nmax, float rmin, float rdelta, int nstep, float scales[8],
-                                  float mins[8], uint8_t L[256]);
+                                  float mins[8], uint8_t L[BONSAI_QKK]);
 void bonsai_fit_symmetric_lanes_avx2(const float *x, int nmax, float scales[8], int8_t L[128]);
 #endif
 extern bonsai_fit_affine_lanes_fn bonsai_fit_affine_lanes_kernel;
