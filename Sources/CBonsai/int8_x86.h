@@ -368,16 +368,6 @@ KERNEL_ISA static inline void KERNEL(k4_block)(const uint8_t scales[12], const u
     *msum_out = _mm_madd_epi16(_mm256_extracti128_si256(sm, 1), pairs);
 }
 
-KERNEL_ISA static inline void KERNEL(q4_K_sums)(const void *blk, const block_q8_K *y, __m256i *isum, __m128i *msum) {
-    const block_q4_K *x = blk;
-    KERNEL(k4_block)(x->scales, x->qs, NULL, y, isum, msum);
-}
-
-KERNEL_ISA static inline void KERNEL(q5_K_sums)(const void *blk, const block_q8_K *y, __m256i *isum, __m128i *msum) {
-    const block_q5_K *x = blk;
-    KERNEL(k4_block)(x->scales, x->qs, x->qh, y, isum, msum);
-}
-
 // q2_K: 16 sub-blocks of 16, a 4-bit scale (low nibble) and a 4-bit min (high) each; in each half,
 // group k is bits 2k..2k+1 of qs[32h + l]. u ≤ 3.
 KERNEL_ISA static inline void KERNEL(q2_K_sums)(const void *blk, const block_q8_K *y, __m256i *isum, __m128i *msum) {
@@ -422,8 +412,8 @@ KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_kmin)(
     return k_result(s);
 }
 
-// Four rows, w_stride bytes apart. With 16 vector registers the row loop stays rolled (unrolled, q4_K ran
-// slower on first-generation Zen: 4.2 → 3.7 tokens/s, 1 thread); with 32 (KERNEL_REGS32) the four rows'
+// Four rows, w_stride bytes apart (q2_K; q4_K and q5_K have their own, below). With 16 vector registers
+// the row loop stays rolled (unrolled, q4_K ran slower here on first-generation Zen: 4.2 → 3.7 tokens/s, 1 thread); with 32 (KERNEL_REGS32) the four rows'
 // steps are unrolled and their sums stay in registers (Zen 4: q2_K, q5_K, q6_K, q3_K 7-11% faster).
 KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_kmin)(
         int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t d_off,
@@ -438,6 +428,149 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_kmin)(
         for (int r = 0; r < 4; r++)
             KERNEL(kmin_step)(&s[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, d_off, block_sums, &y[i]);
     for (int r = 0; r < 4; r++) out[r] = k_result(s[r]);
+}
+
+// ---- q4_K and q5_K: four rows at once, through 8-byte words
+// Generation reads four rows per step. A row at a time, every 32-element sub-block needs its scale
+// spread over the products, a madd and an add (3 of the ~70 vector operations of a block, 8 times).
+// Transposing the four rows' 32-byte chunks by 8-byte words puts the same 16 elements of the four rows in
+// one vector (row r in word r). Against the activation's 8 bytes broadcast, maddubs then gives each row's
+// products in its own quarter, four such words add up in i16 (4 · 2·31·128 < 2^15), and one madd by a
+// vector holding each row's scale in its quarter scales a sub-block of all four rows. The block's sums of
+// the four rows meet in one vector, so converting and scaling them is one operation for four rows too.
+// Per block and row this is ~45 vector operations where k4_block takes ~70. On Zen 3 (ab.sh, weights in
+// L2, one thread) the four-row dot takes 0.88 of the time of four k4_block rows for q4_K, 0.90 for q5_K;
+// q4_K_M generation went from 16.0-18.2 to 18.8-19.8 tokens/s (bonsai bench, 2 threads, alternated).
+// Both dots reduce a row's block to exact integers (Σ sc·Σu·y, Σ m·Σy), then per row and block in float:
+// acc += Σ·(d·dy), accm += Σm·(dmin·dy), the result acc − accm: the one-row dot does the same operations
+// in the same order, so a row gets the same result from either.
+
+// Row r's 8 scales and 8 mins (bonsai_k4_scale_words) as the four rows' bytes of sub-blocks 0-3 (s[0]) and
+// 4-7 (s[1]): byte 4s + r.
+KERNEL_ISA static inline void KERNEL(k4_scales4)(const uint32_t sw[4][4], int part, __m128i out[2]) {
+    const __m128i a = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)&sw[0][part]), _mm_loadl_epi64((const __m128i *)&sw[1][part]));
+    const __m128i b = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)&sw[2][part]), _mm_loadl_epi64((const __m128i *)&sw[3][part]));
+    out[0] = _mm_unpacklo_epi16(a, b);
+    out[1] = _mm_unpackhi_epi16(a, b);
+}
+
+// Sub-block s's scale of each row in the i16 lanes of that row's quarter (rows 0, 1 low half, 2, 3 high
+// half), from k4_scales4's bytes of sub-blocks s & ~3 ..: bytes 4(s mod 4) + r, zero-extended.
+#define K4_ROW_SCALES(sc4, s)                                                                                      \
+    _mm256_shuffle_epi8(_mm256_broadcastsi128_si256((sc4)[(s) / 4]),                                              \
+                        _mm256_setr_epi8(4 * ((s) % 4), -1, 4 * ((s) % 4), -1, 4 * ((s) % 4), -1, 4 * ((s) % 4), -1, \
+                                         4 * ((s) % 4) + 1, -1, 4 * ((s) % 4) + 1, -1, 4 * ((s) % 4) + 1, -1, 4 * ((s) % 4) + 1, -1, \
+                                         4 * ((s) % 4) + 2, -1, 4 * ((s) % 4) + 2, -1, 4 * ((s) % 4) + 2, -1, 4 * ((s) % 4) + 2, -1, \
+                                         4 * ((s) % 4) + 3, -1, 4 * ((s) % 4) + 3, -1, 4 * ((s) % 4) + 3, -1, 4 * ((s) % 4) + 3, -1))
+
+// 8-byte word k of four 32-byte vectors, one vector per k: out[k] = (q0.k, q1.k | q2.k, q3.k).
+KERNEL_ISA static inline void KERNEL(words4)(const __m256i q[4], __m256i out[4]) {
+    const __m256i t0 = _mm256_unpacklo_epi64(q[0], q[1]), t1 = _mm256_unpackhi_epi64(q[0], q[1]);
+    const __m256i t2 = _mm256_unpacklo_epi64(q[2], q[3]), t3 = _mm256_unpackhi_epi64(q[2], q[3]);
+    out[0] = _mm256_permute2x128_si256(t0, t2, 0x20);
+    out[1] = _mm256_permute2x128_si256(t1, t3, 0x20);
+    out[2] = _mm256_permute2x128_si256(t0, t2, 0x31);
+    out[3] = _mm256_permute2x128_si256(t1, t3, 0x31);
+}
+
+// Four rows, w_stride bytes apart. qh_off ≥ 0 (q5_K): each block's qh, as k4_block reads it.
+KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_k4)(
+        int64_t n, const void *w, size_t w_stride, size_t block_bytes, long qh_off, const void *a, float out[4]) {
+    const block_q8_K *y = a;
+    const size_t sc_off = offsetof(block_q4_K, scales), qs_off = qh_off >= 0 ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const char *b[4];
+        uint32_t sw[4][4], dm[4];   // per row: scale words; d and dmin (f16, the block's first 4 bytes)
+        for (int r = 0; r < 4; r++) {
+            b[r] = (const char *)w + (size_t)r * w_stride + (size_t)i * block_bytes;
+            prefetch_block(b[r], block_bytes);
+            bonsai_k4_scale_words((const uint8_t *)b[r] + sc_off, sw[r]);
+            memcpy(&dm[r], b[r], 4);
+        }
+        __m128i sc4[2], m4[2];
+        KERNEL(k4_scales4)(sw, 0, sc4);
+        KERNEL(k4_scales4)(sw, 2, m4);
+        __m256i hw[4];   // q5_K: word k of each row's qh
+        if (qh_off >= 0) {
+            __m256i h[4];
+            for (int r = 0; r < 4; r++) h[r] = _mm256_loadu_si256((const __m256i *)(b[r] + qh_off));
+            KERNEL(words4)(h, hw);
+        }
+        __m256i isum = _mm256_setzero_si256();
+#pragma clang loop unroll(full)
+        for (int j = 0; j < 4; j++) {   // 64 elements: sub-block 2j (low nibbles), 2j + 1 (high)
+            __m256i q[4], v[4];
+            for (int r = 0; r < 4; r++) q[r] = _mm256_loadu_si256((const __m256i *)(b[r] + qs_off + 32 * j));
+            KERNEL(words4)(q, v);
+            __m256i plo = _mm256_setzero_si256(), phi = _mm256_setzero_si256();
+#pragma clang loop unroll(full)
+            for (int k = 0; k < 4; k++) {   // elements 8k .. 8k + 7 of both sub-blocks
+                __m256i lo = _mm256_and_si256(v[k], low4), hi = _mm256_and_si256(_mm256_srli_epi16(v[k], 4), low4);
+                if (qh_off >= 0) {   // bits 2j, 2j+1 of qh to bit 4, as k4_block
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(j <= 2 ? _mm256_slli_epi16(hw[k], 4 - 2 * j) : _mm256_srli_epi16(hw[k], 2 * j - 4), bit4));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(j <= 1 ? _mm256_slli_epi16(hw[k], 3 - 2 * j) : _mm256_srli_epi16(hw[k], 2 * j - 3), bit4));
+                }
+                int64_t ylo, yhi;
+                memcpy(&ylo, y[i].qs + 64 * j + 8 * k, 8);
+                memcpy(&yhi, y[i].qs + 64 * j + 32 + 8 * k, 8);
+                plo = _mm256_add_epi16(plo, _mm256_maddubs_epi16(lo, _mm256_set1_epi64x(ylo)));
+                phi = _mm256_add_epi16(phi, _mm256_maddubs_epi16(hi, _mm256_set1_epi64x(yhi)));
+            }
+            isum = PAIRS_SCALED(isum, plo, K4_ROW_SCALES(sc4, 2 * j));
+            isum = PAIRS_SCALED(isum, phi, K4_ROW_SCALES(sc4, 2 * j + 1));
+        }
+        // Row r's sum is in i32 lanes 2r, 2r + 1; its min sum Σ_s m_s (bsums[2s] + bsums[2s+1]) as k4_block
+        const __m256i h = _mm256_hadd_epi32(isum, isum);   // (r0 r1 r0 r1 | r2 r3 r2 r3)
+        const __m128i sums = _mm_unpacklo_epi64(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+        __m128i ms[4];
+        for (int r = 0; r < 4; r++) ms[r] = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)&sw[r][2])), pairs);
+        const __m128i msums = _mm_hadd_epi32(_mm_hadd_epi32(ms[0], ms[1]), _mm_hadd_epi32(ms[2], ms[3]));
+        // (d0 dmin0 d1 dmin1 | d2 dmin2 d3 dmin3) · dy, then d·dy and dmin·dy of the four rows
+        const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dm)), _mm256_set1_ps(y[i].d));
+        const __m128 f0 = _mm256_castps256_ps128(f), f1 = _mm256_extractf128_ps(f, 1);
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(2, 0, 2, 0)), acc);
+        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(msums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(3, 1, 3, 1)), accm);
+    }
+    _mm_storeu_ps(out, _mm_sub_ps(acc, accm));
+}
+
+// One row, the same float steps per block as dot4_k4 (its integer sums from k4_block).
+KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_k4)(
+        int64_t n, const void *w, size_t block_bytes, long qh_off, const void *a) {
+    const block_q8_K *y = a;
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const char *blk = (const char *)w + (size_t)i * block_bytes;
+        prefetch_block(blk, block_bytes);
+        const block_q4_K *x = (const block_q4_K *)blk;   // d, dmin, scales: where q5_K has them too
+        __m256i isum;
+        __m128i msum;
+        KERNEL(k4_block)(x->scales, qh_off >= 0 ? ((const block_q5_K *)blk)->qs : x->qs,
+                         qh_off >= 0 ? (const uint8_t *)blk + qh_off : NULL, &y[i], &isum, &msum);
+        uint32_t dm;
+        memcpy(&dm, blk, 4);
+        const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dm)), _mm_set1_ps(y[i].d));   // d·dy, dmin·dy
+        acc = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32(isum)), f, acc);
+        accm = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32_128(msum)), _mm_movehdup_ps(f), accm);
+    }
+    return _mm_cvtss_f32(_mm_sub_ss(acc, accm));
+}
+
+KERNEL_ISA static float KERNEL(dot_q4_K_q8_K)(int64_t n, const void *w, const void *a) {
+    return KERNEL(dot_k4)(n, w, sizeof(block_q4_K), -1, a);
+}
+KERNEL_ISA static void KERNEL(dot4_q4_K_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    KERNEL(dot4_k4)(n, w, w_stride, sizeof(block_q4_K), -1, a, out);
+}
+KERNEL_ISA static float KERNEL(dot_q5_K_q8_K)(int64_t n, const void *w, const void *a) {
+    return KERNEL(dot_k4)(n, w, sizeof(block_q5_K), (long)offsetof(block_q5_K, qh), a);
+}
+KERNEL_ISA static void KERNEL(dot4_q5_K_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    KERNEL(dot4_k4)(n, w, w_stride, sizeof(block_q5_K), (long)offsetof(block_q5_K, qh), a, out);
 }
 
 // ---- the types with an offset: a block's sums as one i32 vector, then step, dot and four-row dot
@@ -532,8 +665,6 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_koff)(
         KERNEL(dot4_##family)(n, w, w_stride, sizeof(block_##type), offsetof(block_##type, d), KERNEL(sums), a, out); \
     }
 K_DOTS(q2_K, kmin, q2_K_sums)
-K_DOTS(q4_K, kmin, q4_K_sums)
-K_DOTS(q5_K, kmin, q5_K_sums)
 K_DOTS(q3_K, koff, q3_K_sums)
 K_DOTS(q6_K, koff, q6_K_sums)
 
@@ -578,6 +709,7 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
 #undef PAIRS_SCALED
 #undef K_SPREAD32
 #undef K_SPREAD16
+#undef K4_ROW_SCALES
 #undef K_DOTS
 #undef KERNEL_REGS32
 #undef X0_DOTS

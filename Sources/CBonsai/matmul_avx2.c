@@ -9,13 +9,6 @@
 #if defined(__x86_64__)
 #include "x86_common.h"
 
-AVX2 static inline int hsum_epi32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
-
 // ------------------------------------------------------------------------------- int8_x86.h at AVX2
 // AVX2 sums u8 × s8 products by pairs in i16 (maddubs), which stays exact within each kernel's bound, and
 // widens them to i32 (madd with ones); VNNI does both in one instruction (matmul_vnni.c).

@@ -38,6 +38,17 @@ __attribute__((target("avx"))) static inline float hmax_ps(__m256 v) {
     return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
 }
 
+// The sum of 4 or 8 i32 lanes (exact while it fits).
+AVX2 static inline int hsum_epi32_128(__m128i s) {
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+AVX2 static inline int hsum_epi32(__m256i v) {
+    return hsum_epi32_128(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+
 // q5_0's and q5_1's fifth bits (int8_x86.h): bit l of a block's 32-bit qh tops element l. 0x10 in byte k of the
 // result where element k + 16·half is set, for the qh words in the low and high 128 bits of `words`.
 AVX2 static inline __m256i x5_bits(__m256i words, int half) {
