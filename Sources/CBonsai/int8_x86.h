@@ -438,24 +438,29 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_kmin)(
 // products in its own quarter, four such words add up in i16 (4 · 2·31·128 < 2^15), and one madd by a
 // vector holding each row's scale in its quarter scales a sub-block of all four rows. The block's sums of
 // the four rows meet in one vector, so converting and scaling them is one operation for four rows too.
-// Per block and row this is ~45 vector operations where k4_block takes ~70. On Zen 3 (ab.sh, weights in
-// L2, one thread) the four-row dot takes 0.88 of the time of four k4_block rows for q4_K, 0.90 for q5_K;
-// q4_K_M generation went from 16.0-18.2 to 18.8-19.8 tokens/s (bonsai bench, 2 threads, alternated).
+// Per block and row this is ~45 vector operations where k4_block takes ~70, and the scales are decoded
+// in SIMD, two rows at a time. On Zen 3 (ab.sh, weights in L2, one thread) the four-row dot takes 0.74 of
+// the time of four k4_block rows for q4_K, 0.79 for q5_K.
 // Both dots reduce a row's block to exact integers (Σ sc·Σu·y, Σ m·Σy), then per row and block in float:
 // acc += Σ·(d·dy), accm += Σm·(dmin·dy), the result acc − accm: the one-row dot does the same operations
 // in the same order, so a row gets the same result from either.
 
-// Row r's 8 scales and 8 mins (bonsai_k4_scale_words) as the four rows' bytes of sub-blocks 0-3 (s[0]) and
-// 4-7 (s[1]): byte 4s + r.
-KERNEL_ISA static inline void KERNEL(k4_scales4)(const uint32_t sw[4][4], int part, __m128i out[2]) {
-    const __m128i a = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)&sw[0][part]), _mm_loadl_epi64((const __m128i *)&sw[1][part]));
-    const __m128i b = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)&sw[2][part]), _mm_loadl_epi64((const __m128i *)&sw[3][part]));
-    out[0] = _mm_unpacklo_epi16(a, b);
-    out[1] = _mm_unpackhi_epi16(a, b);
+// Two rows' packed scales and mins decoded as bonsai_k4_scale_words does, in SIMD: in each 128-bit half, one
+// row's (sc0-3, sc4-7, m0-3, m4-7). Reads 16 bytes at each row's 12 (the block goes on past them). In
+// scalar words, four rows' decoding took a fifth of the four-row dot's instructions.
+KERNEL_ISA static inline __m256i KERNEL(k4_scale_words2)(const char *s0, const char *s1) {
+    const __m256i u = _mm256_loadu2_m128i((const __m128i *)s1, (const __m128i *)s0);   // words u0 u1 u2 per half
+    const __m256i low = _mm256_and_si256(   // (u0, u2, u1, u2 >> 4) & (6, 4, 6, 4 bits a byte)
+        _mm256_srlv_epi32(_mm256_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0)), _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4)),
+        _mm256_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    const __m256i high = _mm256_and_si256(   // bits 6, 7 of u0's (u1's) bytes to bits 4, 5 of words 1 (3)
+        _mm256_srli_epi32(_mm256_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0)), 2),
+        _mm256_setr_epi32(0, 0x30303030, 0, 0x30303030, 0, 0x30303030, 0, 0x30303030));
+    return _mm256_or_si256(low, high);
 }
 
 // Sub-block s's scale of each row in the i16 lanes of that row's quarter (rows 0, 1 low half, 2, 3 high
-// half), from k4_scales4's bytes of sub-blocks s & ~3 ..: bytes 4(s mod 4) + r, zero-extended.
+// half), from the four rows' scales of sub-blocks 0-3 (sc4[0]) or 4-7 (sc4[1]), byte 4(s mod 4) + r there.
 #define K4_ROW_SCALES(sc4, s)                                                                                      \
     _mm256_shuffle_epi8(_mm256_broadcastsi128_si256((sc4)[(s) / 4]),                                              \
                         _mm256_setr_epi8(4 * ((s) % 4), -1, 4 * ((s) % 4), -1, 4 * ((s) % 4), -1, 4 * ((s) % 4), -1, \
@@ -482,16 +487,21 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_k4)(
     __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
     for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
         const char *b[4];
-        uint32_t sw[4][4], dm[4];   // per row: scale words; d and dmin (f16, the block's first 4 bytes)
+        uint32_t dm[4];   // per row: d and dmin (f16, the block's first 4 bytes)
         for (int r = 0; r < 4; r++) {
             b[r] = (const char *)w + (size_t)r * w_stride + (size_t)i * block_bytes;
             prefetch_block(b[r], block_bytes);
-            bonsai_k4_scale_words((const uint8_t *)b[r] + sc_off, sw[r]);
             memcpy(&dm[r], b[r], 4);
         }
-        __m128i sc4[2], m4[2];
-        KERNEL(k4_scales4)(sw, 0, sc4);
-        KERNEL(k4_scales4)(sw, 2, m4);
+        const __m256i w01 = KERNEL(k4_scale_words2)(b[0] + sc_off, b[1] + sc_off);
+        const __m256i w23 = KERNEL(k4_scale_words2)(b[2] + sc_off, b[3] + sc_off);
+        __m128i sc4[2];   // the scales as bytes 4s + r: sub-blocks 0-3, 4-7
+        {
+            const __m128i a = _mm_unpacklo_epi8(_mm256_castsi256_si128(w01), _mm256_extracti128_si256(w01, 1));
+            const __m128i c = _mm_unpacklo_epi8(_mm256_castsi256_si128(w23), _mm256_extracti128_si256(w23, 1));
+            sc4[0] = _mm_unpacklo_epi16(a, c);
+            sc4[1] = _mm_unpackhi_epi16(a, c);
+        }
         __m256i hw[4];   // q5_K: word k of each row's qh
         if (qh_off >= 0) {
             __m256i h[4];
@@ -525,10 +535,12 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_k4)(
         const __m256i h = _mm256_hadd_epi32(isum, isum);   // (r0 r1 r0 r1 | r2 r3 r2 r3)
         const __m128i sums = _mm_unpacklo_epi64(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
         const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
-        const __m128i pairs = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-        __m128i ms[4];
-        for (int r = 0; r < 4; r++) ms[r] = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)&sw[r][2])), pairs);
-        const __m128i msums = _mm_hadd_epi32(_mm_hadd_epi32(ms[0], ms[1]), _mm_hadd_epi32(ms[2], ms[3]));
+        const __m256i pairs = _mm256_broadcastsi128_si256(_mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1)));
+        // each half's mins (its bytes 8-15) as i16 times the pairs: rows 0 | 1 and 2 | 3, then summed by row
+        const __m256i m01 = _mm256_madd_epi16(_mm256_unpackhi_epi8(w01, _mm256_setzero_si256()), pairs);
+        const __m256i m23 = _mm256_madd_epi16(_mm256_unpackhi_epi8(w23, _mm256_setzero_si256()), pairs);
+        const __m256i mh = _mm256_hadd_epi32(_mm256_hadd_epi32(m01, m23), _mm256_setzero_si256());   // (r0 r2 . . | r1 r3 . .)
+        const __m128i msums = _mm_unpacklo_epi32(_mm256_castsi256_si128(mh), _mm256_extracti128_si256(mh, 1));
         // (d0 dmin0 d1 dmin1 | d2 dmin2 d3 dmin3) · dy, then d·dy and dmin·dy of the four rows
         const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dm)), _mm256_set1_ps(y[i].d));
         const __m128 f0 = _mm256_castps256_ps128(f), f1 = _mm256_extractf128_ps(f, 1);
