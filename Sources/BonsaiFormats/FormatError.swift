@@ -10,9 +10,25 @@ public enum FormatError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .io(path, reason): return "\(path): \(reason)"
-        case let .malformed(path, reason): return "\(path): malformed file: \(reason)"
-        case let .unsupported(path, reason): return "\(path): unsupported: \(reason)"
+        case let .io(path, reason): return FormatError.oneLine("\(path): \(reason)")
+        case let .malformed(path, reason): return FormatError.oneLine("\(path): malformed file: \(reason)")
+        case let .unsupported(path, reason): return FormatError.oneLine("\(path): unsupported: \(reason)")
         }
+    }
+
+    /// `message` as one short line. Names and keys read from a damaged file can hold any bytes, newlines
+    /// included, and run for kilobytes: control and line-breaking characters are escaped ("\n", "\u{1}"),
+    /// and a message past `limit` characters keeps its start and its end (what went wrong is often last).
+    public static func oneLine(_ message: String, limit: Int = 400) -> String {
+        var out = String.UnicodeScalarView()
+        for c in message.unicodeScalars {
+            switch c.properties.generalCategory {
+            case .control, .lineSeparator, .paragraphSeparator: out.append(contentsOf: c.escaped(asASCII: true).unicodeScalars)
+            default: out.append(c)
+            }
+        }
+        guard out.count > limit else { return String(out) }
+        let tail = limit / 4
+        return String(out.prefix(limit - tail)) + " … " + String(out.suffix(tail))
     }
 }

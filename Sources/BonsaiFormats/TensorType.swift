@@ -20,7 +20,8 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     public static let q6_K = TensorType(rawValue: 14)
     public static let bf16 = TensorType(rawValue: 30)
 
-    private var traits: bonsai_type_traits? { bonsai_type_info(Int32(rawValue))?.pointee }
+    /// nil for ids C does not know, including ids past Int32 (a damaged file's type field can hold any u32).
+    private var traits: bonsai_type_traits? { Int32(exactly: rawValue).flatMap { bonsai_type_info($0)?.pointee } }
 
     /// Known to ggml and to us (its geometry is known even if we cannot run it).
     public var isKnown: Bool { traits != nil }
@@ -61,7 +62,7 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
         let iq: [Int: String] = [16: "iq2_xxs", 17: "iq2_xs", 18: "iq3_xxs", 19: "iq1_s", 20: "iq4_nl",
                                  21: "iq3_s", 22: "iq2_s", 23: "iq4_xs", 29: "iq1_m", 34: "tq1_0", 35: "tq2_0",
                                  39: "mxfp4"]
-        return iq[rawValue] ?? "type \(rawValue)"
+        return iq[rawValue] ?? "id \(rawValue)"
     }
 
     /// Bytes of `elements` elements, or nil when the count is not a whole number of blocks.

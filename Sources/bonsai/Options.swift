@@ -128,7 +128,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as ExitCode {
         throw e
     } catch {
-        FileHandle.standardError.write(Data("bonsai: error: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("bonsai: error: \(FormatError.oneLine("\(error)"))\n".utf8))
         throw ExitCode(1)
     }
 }

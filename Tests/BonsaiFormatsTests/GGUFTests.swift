@@ -110,6 +110,40 @@ final class GGUFTests: XCTestCase {
         expectMalformed(q4With63, "row not a whole number of blocks")
     }
 
+    /// Found by fuzzing `bonsai info` (mutated tensor infos): a type id past Int32 crashed the reader, and
+    /// a name that swallowed binary bytes came out with raw newlines and kilobytes long.
+    func testDamagedTypeIdsAndNamesGiveOneShortLine() throws {
+        let good = try smallFile()
+        let nameAt = try XCTUnwrap(findTensorName(good))
+        func withType(_ id: UInt32, _ b: [UInt8]) -> [UInt8] {
+            var b = b
+            for i in 0 ..< 4 { b[nameAt + 21 + i] = UInt8((id >> (8 * UInt32(i))) & 0xFF) }
+            return b
+        }
+        for id: UInt32 in [0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF] { expectMalformed(withType(id, good), "type id \(id)") }
+
+        // A 3000-byte name of control characters and newlines, on a tensor of an unknown type: the error names it.
+        let name = String(repeating: "\u{1}x\ny", count: 750)
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("phi2"))
+        let data = [Float](repeating: 1, count: 64)
+        data.withUnsafeBytes { w.tensors.append(.init(name: name, type: .f32, ne: [64], bytes: $0)) }
+        let path = Fixtures.temporaryPath("long-name.gguf")
+        try w.write(to: path)
+        var b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let typeAt = try XCTUnwrap(b.indices.first { b[$0 ..< $0 + 8].elementsEqual(Array(name.utf8.prefix(8))) }) + name.utf8.count + 4 + 8
+        b[typeAt] = 200   // an id ggml does not have
+        expectMalformed(b, "unknown type on a long name")
+        let bad = Fixtures.temporaryPath("long-name-bad.gguf")
+        XCTAssertTrue(FileManager.default.createFile(atPath: bad, contents: Data(b)))
+        XCTAssertThrowsError(try GGUFFile(path: bad)) { error in
+            let message = "\(error)"
+            XCTAssertLessThan(message.count, 450, message)
+            XCTAssertTrue(message.contains("\\u{01}x\\ny"), "control characters escaped: \(message)")
+            XCTAssertTrue(message.hasSuffix("which Bonsai does not support"), "the end is kept: \(message)")
+        }
+    }
+
     private func findTensorName(_ b: [UInt8]) -> Int? {
         // the tensor info starts with u64 length 1 followed by "t", after the metadata
         for i in 24 ..< b.count - 9 where b[i] == 1 && b[i + 1 ... i + 7].allSatisfy({ $0 == 0 }) && b[i + 8] == UInt8(ascii: "t") {
