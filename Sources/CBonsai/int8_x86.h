@@ -413,8 +413,9 @@ KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_kmin)(
 }
 
 // Four rows, w_stride bytes apart (q2_K; q4_K and q5_K have their own, below). With 16 vector registers
-// the row loop stays rolled (unrolled, q4_K ran slower here on first-generation Zen: 4.2 → 3.7 tokens/s, 1 thread); with 32 (KERNEL_REGS32) the four rows'
-// steps are unrolled and their sums stay in registers (Zen 4: q2_K, q5_K, q6_K, q3_K 7-11% faster).
+// the row loop stays rolled (unrolled, q4_K through this loop ran slower on first-generation Zen: 4.2 →
+// 3.7 tokens/s, 1 thread); with 32 (KERNEL_REGS32) the four rows' steps are unrolled and their sums stay
+// in registers (Zen 4: q2_K, q5_K, q6_K, q3_K 7-11% faster).
 KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_kmin)(
         int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t d_off,
         void (*block_sums)(const void *, const block_q8_K *, __m256i *, __m128i *), const void *a, float out[4]) {
@@ -432,7 +433,7 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_kmin)(
 
 // ---- q4_K and q5_K: four rows at once, through 8-byte words
 // Generation reads four rows per step. A row at a time, every 32-element sub-block needs its scale
-// spread over the products, a madd and an add (3 of the ~70 vector operations of a block, 8 times).
+// spread over the products, a madd and an add: 24 of the ~70 vector operations of a block.
 // Transposing the four rows' 32-byte chunks by 8-byte words puts the same 16 elements of the four rows in
 // one vector (row r in word r). Against the activation's 8 bytes broadcast, maddubs then gives each row's
 // products in its own quarter, four such words add up in i16 (4 · 2·31·128 < 2^15), and one madd by a
