@@ -40,7 +40,8 @@ public struct Phi2Config: Equatable, Sendable {
 
     public init(hf c: [String: Any], path: String) throws {
         func int(_ k: String) throws -> Int {
-            guard let v = c[k] as? Int ?? (c[k] as? Double).map({ Int($0) }) else {
+            // Int(exactly:): 1e300 or 2.5 in a damaged config is an error, not a trap
+            guard let v = c[k] as? Int ?? (c[k] as? Double).flatMap({ Int(exactly: $0) }) else {
                 throw ModelError.badConfig(path: path, reason: "config.json needs an integer \(k)")
             }
             return v
@@ -61,6 +62,9 @@ public struct Phi2Config: Equatable, Sendable {
         rope_theta = Float((c["rope_theta"] as? Double) ?? (rope["rope_theta"] as? Double) ?? 10000)
         guard num_attention_heads > 0, hidden_size % num_attention_heads == 0 else {
             throw ModelError.badConfig(path: path, reason: "hidden_size \(hidden_size) is not a multiple of num_attention_heads \(num_attention_heads)")
+        }
+        guard (0 ... 1).contains(factor) else {
+            throw ModelError.badConfig(path: path, reason: "partial_rotary_factor \(factor) is not between 0 and 1")
         }
         rotary_dim = Int(Double(hidden_size / num_attention_heads) * factor)
         if let scaling = c["rope_scaling"], !(scaling is NSNull) {

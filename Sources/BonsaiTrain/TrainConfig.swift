@@ -54,7 +54,7 @@ public struct TrainConfig: Equatable, Sendable {
         func bad(_ expected: String) -> Error { TrainError.config(file: file, reason: "\(rawKey): expected \(expected), found \(value)") }
         func int() throws -> Int {
             if let i = value as? Int { return i }
-            if let d = value as? Double, d.rounded() == d { return Int(d) }
+            if let d = value as? Double, let i = Int(exactly: d) { return i }   // 3.0 yes; 2.5 and 1e300 no
             if let s = value as? String, let i = Int(s) { return i }
             throw bad("an integer")
         }

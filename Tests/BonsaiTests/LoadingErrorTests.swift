@@ -51,6 +51,22 @@ final class LoadingErrorTests: XCTestCase {
         }
     }
 
+    /// Numbers a damaged config.json can hold: too large for Int (Int(Double) trapped on 1e300), not
+    /// whole, or a rotary fraction outside 0...1. Each is a badConfig error.
+    func testConfigNumbersOutOfRange() throws {
+        let good: [String: Any] = ["model_type": "phi", "hidden_size": 160, "intermediate_size": 640, "num_hidden_layers": 2,
+                                   "num_attention_heads": 2, "vocab_size": 1000, "partial_rotary_factor": 0.4]
+        XCTAssertNoThrow(try Phi2Config(hf: good, path: "config.json"))
+        for (key, value) in [("hidden_size", 1e300), ("hidden_size", 2.5), ("vocab_size", -1e300),
+                             ("partial_rotary_factor", 1e300), ("partial_rotary_factor", -0.5)] as [(String, Any)] {
+            var c = good
+            c[key] = value
+            XCTAssertThrowsError(try Phi2Config(hf: c, path: "config.json"), "\(key) \(value)") { error in
+                XCTAssertTrue("\(error)".contains("config.json"), "\(error)")
+            }
+        }
+    }
+
     func testNotAModel() throws {
         expectLoadError("/nonexistent/model.gguf", contains: "no such file")
         let dir = Fixtures.temporaryPath("empty-dir")

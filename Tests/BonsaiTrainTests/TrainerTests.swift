@@ -135,4 +135,14 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try t.run(shouldStop: { false })) { XCTAssertTrue("\($0)".contains("not finite"), "\($0)") }
         XCTAssertLessThan(t.step, 4)
     }
+
+    /// A config file's integers: 3.0 is 3; 2.5 and 1e300 are errors (1e300 trapped in Int(Double)).
+    func testConfigIntegersMustBeWhole() throws {
+        var c = TrainConfig()
+        try c.set("iters", 3.0, file: "train.yaml")
+        XCTAssertEqual(c.iters, 3)
+        for v in [2.5, 1e300, -1e300] {
+            XCTAssertThrowsError(try c.set("iters", v, file: "train.yaml"), "\(v)") { XCTAssertTrue("\($0)".contains("train.yaml"), "\($0)") }
+        }
+    }
 }
