@@ -14,6 +14,9 @@ public enum TokenizerError: Error, CustomStringConvertible {
 }
 
 extension Tokenizer {
+    /// More token ids than any BPE vocabulary has (PHI-2's has 51200 rows; the largest in use, ~260k).
+    static let maxTokens = 1 << 22
+
     /// From GGUF metadata (`tokenizer.ggml.*`). A phi2 file without `tokenizer.ggml.pre` uses the
     /// GPT-2 rules, which is what phi-2 uses.
     public convenience init(gguf: GGUFFile) throws {
@@ -36,6 +39,9 @@ extension Tokenizer {
         let merges = (gguf["tokenizer.ggml.merges"]?.strings ?? []).compactMap(Tokenizer.splitMerge)
         let eos = gguf["tokenizer.ggml.eos_token_id"]?.int ?? 50256
         let bos = gguf["tokenizer.ggml.bos_token_id"]?.int ?? eos
+        for (key, id) in [("eos", eos), ("bos", bos)] where !tokens.indices.contains(id) {
+            throw TokenizerError.unsupported(path: gguf.path, what: "tokenizer.ggml.\(key)_token_id \(id) is not one of the \(tokens.count) tokens")
+        }
         try self.init(tokens: tokens, kinds: kinds, merges: merges, eosID: eos, bosID: bos)
     }
 
@@ -84,7 +90,12 @@ extension Tokenizer {
         } else {
             throw TokenizerError.missing(path: path, what: "no tokenizer.json or vocab.json + merges.txt")
         }
-        let size = max((vocab.values.max() ?? -1), (added.map(\.1).max() ?? -1)) + 1
+        // The table is as long as the largest id: a damaged file's 3e9 (or Int.max) must not allocate it.
+        let largest = max(vocab.values.max() ?? -1, added.map(\.1).max() ?? -1)
+        guard largest < Tokenizer.maxTokens else {
+            throw TokenizerError.unsupported(path: path, what: "token id \(largest) (ids above \(Tokenizer.maxTokens - 1) are not plausible)")
+        }
+        let size = largest + 1
         var tokens = [String](repeating: "", count: size)
         var kinds = [TokenKind](repeating: .unused, count: size)
         for (t, id) in vocab where id >= 0 { tokens[id] = t; kinds[id] = .normal }

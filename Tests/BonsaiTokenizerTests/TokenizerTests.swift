@@ -39,6 +39,32 @@ final class TokenizerTests: XCTestCase {
         for p in try Fixtures.prompts() { XCTAssertEqual(slow.encode(p.text), fast.encode(p.text), p.name) }
     }
 
+    /// Token ids a damaged tokenizer can name: an added token at Int.max (the table size overflowed) or at
+    /// 3e9 (a 48 GB table), and GGUF eos/bos ids outside the vocabulary. Each is one error naming the file.
+    func testImplausibleTokenIDsAreErrors() throws {
+        let dir = Fixtures.temporaryPath("bad-ids")
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var json = try HFRepo.readJSONObject(try Fixtures.path("hf/tokenizer.json"))
+        var added = try XCTUnwrap(json["added_tokens"] as? [[String: Any]])
+        for id in [Int.max, 3_000_000_000] {
+            added[0]["id"] = id
+            json["added_tokens"] = added
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dir + "/tokenizer.json"))
+            XCTAssertThrowsError(try Tokenizer(hfRepo: dir), "\(id)") { XCTAssertTrue("\($0)".contains("token id \(id)"), "\($0)") }
+        }
+
+        let g = try GGUFFile(path: try Fixtures.path("gguf/model-q4_0.gguf"))
+        for (key, id) in [("tokenizer.ggml.eos_token_id", UInt32.max), ("tokenizer.ggml.bos_token_id", 51200)] {
+            var w = GGUFWriter()
+            w.metadata = g.metadata
+            w.set(key, .uint32(id))
+            let out = Fixtures.temporaryPath("bad-\(key).gguf")
+            try w.write(to: out)
+            XCTAssertThrowsError(try Tokenizer(gguf: GGUFFile(path: out)), key) { XCTAssertTrue("\($0)".contains("\(key) \(id)"), "\($0)") }
+        }
+    }
+
     func testPromptIDs() throws {
         for (name, tok) in try Self.tokenizers() {
             for p in try Fixtures.prompts() { XCTAssertEqual(tok.encode(p.text), p.ids, "\(name): \(p.name)") }
