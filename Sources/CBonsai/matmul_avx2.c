@@ -10,14 +10,8 @@
 #include "x86_common.h"
 
 // ------------------------------------------------------------------------------- int8_x86.h at AVX2
-// AVX2 sums u8 × s8 products by pairs in i16 (maddubs), which stays exact within each kernel's bound, and
-// widens them to i32 (madd with ones); VNNI does both in one instruction (matmul_vnni.c).
-#define KERNEL_ISA AVX2
+#include "int8_avx2_level.h"
 #define KERNEL(name) name##_avx2
-#define PAIRS_ADD(p, u, s) _mm256_add_epi16((p), _mm256_maddubs_epi16((u), (s)))
-#define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), _mm256_madd_epi16((p), _mm256_set1_epi16(1)))
-#define PAIRS_DOT(acc, u, s) PAIRS_WIDEN((acc), _mm256_maddubs_epi16((u), (s)))
-#define PAIRS_SCALED(acc, p, s) _mm256_add_epi32((acc), _mm256_madd_epi16((p), (s)))
 #include "int8_x86.h"
 
 // bonsai_pack_act8x32 in AVX2, bit-identical to the portable loop (same products, amax, 1/d, and

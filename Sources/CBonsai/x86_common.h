@@ -81,16 +81,14 @@ AVX2 static inline float x0_result(__m256 acc, const char *x, size_t block_bytes
         }
         const __m128i p = _mm_add_epi16(_mm_maddubs_epi16(lo, _mm_loadu_si128((const __m128i *)(a->lo[j] + 16 * h))),
                                         _mm_maddubs_epi16(hi, _mm_loadu_si128((const __m128i *)(a->hi[j] + 16 * h))));
-        __m128i q = _mm_madd_epi16(p, _mm_set1_epi16(1));
-        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(1, 0, 3, 2)));
-        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1)));
+        const int q = hsum_epi32_128(_mm_madd_epi16(p, _mm_set1_epi16(1)));
         uint16_t d, mn;
         memcpy(&d, blk, 2);
         if (m_off < 0) {
-            sum += h2f(d) * a->d[lane] * (float)(_mm_cvtsi128_si32(q) - offset);
+            sum += h2f(d) * a->d[lane] * (float)(q - offset);
         } else {
             memcpy(&mn, blk + m_off, 2);
-            sum += h2f(d) * a->d[lane] * (float)_mm_cvtsi128_si32(q) + h2f(mn) * (a->d[lane] * (float)(a->c[lane] / 8));
+            sum += h2f(d) * a->d[lane] * (float)q + h2f(mn) * (a->d[lane] * (float)(a->c[lane] / 8));
         }
     }
     return sum;

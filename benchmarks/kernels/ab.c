@@ -7,9 +7,9 @@
 // AVX2 is bound by it for q4_0 and the K types, by memory for q8_0); confirm a change end to end with
 // `bonsai bench` and compare.py.
 //
-// ab.sh builds it: A.h and B.h are the two copies of int8_x86.h, each compiled at the AVX2 level with
-// its own name suffix, as matmul_avx2.c compiles the one in the tree. Everything else (quantizers,
-// activation layouts, x86_common.h) comes from the tree's build.
+// ab.sh builds it: A.h and B.h are the two copies of int8_x86.h, each compiled at the AVX2 level
+// (int8_avx2_level.h, as matmul_avx2.c compiles the one in the tree) with its own name suffix.
+// Everything else (quantizers, activation layouts, x86_common.h) comes from the tree's build.
 #include "bonsai.h"
 #include "simd.h"
 #include <stddef.h>
@@ -26,19 +26,11 @@ int main(void) {
 #else
 #include "x86_common.h"
 
-#define KERNEL_ISA AVX2
+#include "int8_avx2_level.h"
 #define KERNEL(name) name##_A
-#define PAIRS_ADD(p, u, s) _mm256_add_epi16((p), _mm256_maddubs_epi16((u), (s)))
-#define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), _mm256_madd_epi16((p), _mm256_set1_epi16(1)))
-#define PAIRS_DOT(acc, u, s) PAIRS_WIDEN((acc), _mm256_maddubs_epi16((u), (s)))
-#define PAIRS_SCALED(acc, p, s) _mm256_add_epi32((acc), _mm256_madd_epi16((p), (s)))
 #include "A.h"
-#define KERNEL_ISA AVX2
+#include "int8_avx2_level.h"
 #define KERNEL(name) name##_B
-#define PAIRS_ADD(p, u, s) _mm256_add_epi16((p), _mm256_maddubs_epi16((u), (s)))
-#define PAIRS_WIDEN(acc, p) _mm256_add_epi32((acc), _mm256_madd_epi16((p), _mm256_set1_epi16(1)))
-#define PAIRS_DOT(acc, u, s) PAIRS_WIDEN((acc), _mm256_maddubs_epi16((u), (s)))
-#define PAIRS_SCALED(acc, p, s) _mm256_add_epi32((acc), _mm256_madd_epi16((p), (s)))
 #include "B.h"
 
 static double now(void) {
