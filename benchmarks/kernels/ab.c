@@ -2,10 +2,13 @@
 //
 // The shared machines here drift by ±12% between processes (clock boosts, neighbours), which hides a 5%
 // kernel change in any end-to-end benchmark. This times one kernel version against another inside one
-// process, alternating every pass over a weight matrix that fits in L2, so that both see the same clock:
-// repeated runs agree to about 0.5%. What it measures is the kernels' compute rate (generation on
-// AVX2 is bound by it for q4_0 and the K types, by memory for q8_0); confirm a change end to end with
-// `bonsai bench` and compare.py.
+// process, alternating every pass over a weight matrix that fits in L2, so that both see the same clock.
+// Repeated runs agree to about 0.5% on a quiet machine, but two copies of the same code can differ by
+// 2-5% (their code alignment, a busy neighbour): trust bigger ratios only, or repeat. It measures the
+// kernels' compute rate (generation on AVX2 is bound by it for q4_0 and the K types, by memory for q8_0);
+// confirm a change end to end with `bonsai bench` and compare.py. Given more ROWS than the caches hold
+// (memory mode), it times one core streaming the weights from memory, for prefetch changes; runs there
+// drift by several percent.
 //
 // ab.sh builds it: A.h and B.h are the two copies of int8_x86.h, each compiled at the AVX2 level
 // (int8_avx2_level.h, as matmul_avx2.c compiles the one in the tree) with its own name suffix.
@@ -39,10 +42,16 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-// One pass: the four-row dot over every 4 rows, as generation calls it.
+// One pass: the four-row dot over every row, as generation calls it (matmul.c, batch_item): its four
+// rows a quarter of the matrix apart, so that the pass reads four sequential streams.
 static double pass(bonsai_vec_dot4_fn dot4, int64_t n, const char *w, size_t rs, int rows, const void *act, float *y) {
+    const int apart = rows / 4;
+    float out[4];
     const double t0 = now();
-    for (int r = 0; r + 4 <= rows; r += 4) dot4(n, w + (size_t)r * rs, rs, act, y + r);
+    for (int r = 0; r < apart; r++) {
+        dot4(n, w + (size_t)r * rs, (size_t)apart * rs, act, out);
+        for (int j = 0; j < 4; j++) y[r + j * apart] = out[j];
+    }
     return now() - t0;
 }
 
@@ -85,6 +94,10 @@ int main(int argc, char **argv) {
     void *a = malloc((size_t)(n / at->block_size) * at->type_size);
     srand(1);
     for (int r = 0; r < rows; r++) {
+        if (r >= 4096) {   // a matrix bigger than the caches (memory mode) repeats the first 4096 rows
+            memcpy(w + (size_t)r * rs, w + (size_t)(r % 4096) * rs, rs);
+            continue;
+        }
         for (int64_t i = 0; i < n; i++) x[i] = ((float)rand() / (float)RAND_MAX - 0.5f) * (float)(1 + (i + r) % 7);
         bonsai_quantize_row(type, x, w + (size_t)r * rs, n);
     }

@@ -4,6 +4,8 @@
 #
 #   benchmarks/kernels/ab.sh                    HEAD against the working tree: q4_0 q8_0 q4_K q5_K q6_K
 #   benchmarks/kernels/ab.sh HEAD~3 q4_K q6_K   an older revision, two types
+#   AB_SHAPE="2560 200000 10" benchmarks/kernels/ab.sh HEAD q4_K
+#                                               COLS ROWS PASSES: here a 288 MB matrix, read from memory
 #
 # Prints, per type, both versions' time per 256 weights, B/A (below 1: B is faster) and how many outputs
 # differ (0 unless the change alters the arithmetic).
@@ -29,4 +31,4 @@ if nm "$objs/cpu.c.o" | grep -q ' U omp_'; then
 fi
 clang -O2 -I Sources/CBonsai/include -I Sources/CBonsai -I "$work" benchmarks/kernels/ab.c "$objs"/*.o \
     "${omp[@]}" -lm -lpthread -o "$work/ab"
-for t in "${types[@]}"; do "$work/ab" "$t"; done
+for t in "${types[@]}"; do "$work/ab" "$t" ${AB_SHAPE:-}; done
