@@ -1,3 +1,5 @@
+import BonsaiFormats
+
 /// Errors of the runtime, phrased for the person at the terminal.
 public enum ModelError: Error, CustomStringConvertible {
     case wrongArchitecture(path: String, found: String)
@@ -7,7 +9,10 @@ public enum ModelError: Error, CustomStringConvertible {
     case contextFull(nCtx: Int)
     case invalidOption(String)
 
-    public var description: String {
+    /// One line, whatever a file put into the names and reasons it quotes (FormatError.oneLine).
+    public var description: String { FormatError.oneLine(message) }
+
+    private var message: String {
         switch self {
         case let .wrongArchitecture(path, found):
             return "\(path): architecture is \(found), but Bonsai runs phi2 (PHI-2) models only"

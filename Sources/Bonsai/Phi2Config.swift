@@ -60,13 +60,11 @@ public struct Phi2Config: Equatable, Sendable {
         let rope = c["rope_parameters"] as? [String: Any] ?? [:]
         let factor = (c["partial_rotary_factor"] as? Double) ?? (rope["partial_rotary_factor"] as? Double) ?? 0.5
         rope_theta = Float((c["rope_theta"] as? Double) ?? (rope["rope_theta"] as? Double) ?? 10000)
-        guard num_attention_heads > 0, hidden_size % num_attention_heads == 0 else {
-            throw ModelError.badConfig(path: path, reason: "hidden_size \(hidden_size) is not a multiple of num_attention_heads \(num_attention_heads)")
-        }
         guard (0 ... 1).contains(factor) else {
             throw ModelError.badConfig(path: path, reason: "partial_rotary_factor \(factor) is not between 0 and 1")
         }
-        rotary_dim = Int(Double(hidden_size / num_attention_heads) * factor)
+        // as transformers: int(partial_rotary_factor · head_dim); a bad head count is validate()'s error
+        rotary_dim = num_attention_heads > 0 ? Int(Double(hidden_size / num_attention_heads) * factor) : 0
         if let scaling = c["rope_scaling"], !(scaling is NSNull) {
             throw ModelError.badConfig(path: path, reason: "rope_scaling is not supported")
         }

@@ -5,7 +5,10 @@ public enum TokenizerError: Error, CustomStringConvertible {
     case missing(path: String, what: String)
     case unsupported(path: String, what: String)
 
-    public var description: String {
+    /// One line, whatever a file put into the names and reasons it quotes (FormatError.oneLine).
+    public var description: String { FormatError.oneLine(message) }
+
+    private var message: String {
         switch self {
         case let .missing(path, what): return "\(path): \(what)"
         case let .unsupported(path, what): return "\(path): unsupported tokenizer: \(what)"

@@ -1,3 +1,5 @@
+import BonsaiFormats
+
 /// Errors of the trainer, each naming what to fix.
 public enum TrainError: Error, CustomStringConvertible {
     case data(file: String, line: Int, reason: String)
@@ -7,7 +9,10 @@ public enum TrainError: Error, CustomStringConvertible {
     case checkpoint(String)
     case interrupted
 
-    public var description: String {
+    /// One line, whatever a file put into the names and reasons it quotes (FormatError.oneLine).
+    public var description: String { FormatError.oneLine(message) }
+
+    private var message: String {
         switch self {
         case let .data(file, line, reason): return "\(file):\(line): \(reason)"
         case let .noData(s): return s

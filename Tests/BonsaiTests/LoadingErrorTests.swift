@@ -10,7 +10,7 @@ final class LoadingErrorTests: XCTestCase {
         XCTAssertThrowsError(try ModelLoader.load(path: path), file: file, line: line) { error in
             let message = "\(error)"
             XCTAssertTrue(message.contains(contains), "\(message)", file: file, line: line)
-            XCTAssertFalse(message.contains("\n"), "one line: \(message)", file: file, line: line)
+            XCTAssertFalse(message.contains("\n") || message.contains("\u{1b}"), "one line: \(message)", file: file, line: line)
         }
     }
 
@@ -20,6 +20,11 @@ final class LoadingErrorTests: XCTestCase {
         w.metadata = g.metadata
         w.set("general.architecture", .string("llama"))
         let out = Fixtures.temporaryPath("llama.gguf")
+        try w.write(to: out)
+        expectLoadError(out, contains: "architecture is llama")
+
+        // The file's own string, quoted in a ModelError, cannot break the line or colour the terminal
+        w.set("general.architecture", .string("llama\n\u{1b}[31mred"))
         try w.write(to: out)
         expectLoadError(out, contains: "architecture is llama")
     }
@@ -52,13 +57,15 @@ final class LoadingErrorTests: XCTestCase {
     }
 
     /// Numbers a damaged config.json can hold: too large for Int (Int(Double) trapped on 1e300), not
-    /// whole, or a rotary fraction outside 0...1. Each is a badConfig error.
+    /// whole, a rotary fraction outside 0...1, or a head count that does not divide the width (0 would
+    /// divide by zero). Each is a badConfig error.
     func testConfigNumbersOutOfRange() throws {
         let good: [String: Any] = ["model_type": "phi", "hidden_size": 160, "intermediate_size": 640, "num_hidden_layers": 2,
                                    "num_attention_heads": 2, "vocab_size": 1000, "partial_rotary_factor": 0.4]
         XCTAssertNoThrow(try Phi2Config(hf: good, path: "config.json"))
         for (key, value) in [("hidden_size", 1e300), ("hidden_size", 2.5), ("vocab_size", -1e300),
-                             ("partial_rotary_factor", 1e300), ("partial_rotary_factor", -0.5)] as [(String, Any)] {
+                             ("partial_rotary_factor", 1e300), ("partial_rotary_factor", -0.5),
+                             ("num_attention_heads", 0), ("num_attention_heads", 3)] as [(String, Any)] {
             var c = good
             c[key] = value
             XCTAssertThrowsError(try Phi2Config(hf: c, path: "config.json"), "\(key) \(value)") { error in
