@@ -86,4 +86,30 @@ final class CLITests: XCTestCase {
             XCTAssertFalse(r.stderr.isEmpty)
         }
     }
+
+    /// `bonsai synth` with only the sizes the issue names: the heads follow PHI-2's head size of 80 and
+    /// the rotary dims its 0.4 fraction, the file loads and generates, and impossible options are one
+    /// error line with no file left behind.
+    func testSynthWritesASmallPhi2ThatLoadsAndRuns() throws {
+        let out = Fixtures.temporaryPath("synth-tiny.gguf")
+        let r = try bonsai(["synth", "--type", "q8_0", "--layers", "2", "--hidden", "160", "--ff", "640", "--vocab", "1000", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let m = try ModelLoader.load(path: out)
+        let c = m.model.config
+        XCTAssertEqual([c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.vocab_size], [2, 160, 640, 1000])
+        XCTAssertEqual([c.num_attention_heads, c.head_dim, c.rotary_dim], [2, 80, 32])
+        XCTAssertEqual(m.gguf?["general.file_type"]?.int, 7)   // LLAMA_FTYPE_MOSTLY_Q8_0
+        XCTAssertEqual(m.model.layers[1].fc2.type, .q8_0)
+        let g = try bonsai(["generate", "-m", out, "--temp", "0", "-n", "4", "-p", "hello"])
+        XCTAssertEqual(g.status, 0, g.stderr)
+
+        for (args, message) in [(["--heads", "3"], "multiple of --heads"), (["--rotary", "99"], "rotary dims 99"),
+                                (["--type", "q4_K_M"], "multiples of 256")] {
+            let bad = Fixtures.temporaryPath("synth-bad.gguf")
+            let b = try bonsai(["synth", "--layers", "2", "--hidden", "160", "--ff", "640", "--vocab", "1000"] + args + [bad])
+            XCTAssertNotEqual(b.status, 0, "\(args)")
+            XCTAssertTrue(b.stderr.split(separator: "\n").first?.contains(message) ?? false, b.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: bad), "\(args)")
+        }
+    }
 }
