@@ -10,8 +10,9 @@ struct SynthCommand: ParsableCommand {
         discussion: """
         Full PHI-2 size by default (32 layers, hidden 2560, ffn 10240, 32 heads, vocab 51200: 2.78 B \
         parameters). --type takes llama-quantize's names, including the q4_K_M / q5_K_M mixes. The \
-        tokenizer is a synthetic byte-level BPE; llama.cpp loads the file as it loads PHI-2. With another --hidden, the heads and rotary dims follow PHI-2's \
-head size and rotary fraction unless given.
+        tokenizer is a synthetic byte-level BPE; llama.cpp loads the file as it loads PHI-2. With \
+        another --hidden, the heads and rotary dims follow PHI-2's head size and rotary fraction \
+        unless given.
 
           bonsai synth --type q4_0 models/phi2-synth-q4_0.gguf
           bonsai synth --type q4_K_M --layers 4 /tmp/small.gguf
