@@ -57,6 +57,20 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         return base
     }
 
+    /// `t`, or llama-quantize's replacement when a row of `cols` is not a whole number of its blocks
+    /// (the K types' 256): a 32-block type of about the same size, else f16.
+    public static func fitting(_ t: TensorType, cols: Int) -> TensorType {
+        guard t.isQuantized, cols % t.blockSize != 0 else { return t }
+        let replacement: TensorType = switch t {
+        case .q4_K: .q5_0
+        case .q5_K: .q5_1
+        case .q6_K: .q8_0
+        case .q2_K, .q3_K: .q4_0
+        default: t
+        }
+        return cols % replacement.blockSize == 0 ? replacement : .f16
+    }
+
     static func useMoreBits(_ i: Int, _ n: Int) -> Bool {
         i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
     }

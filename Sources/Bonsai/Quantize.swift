@@ -85,22 +85,9 @@ public enum Quantize {
             if it.name.hasSuffix("attn_qkv.weight") {   // fused q/k/v: llama-quantize's one step up for the _M mixes
                 if scheme == .q4_K_M { type = .q5_K } else if scheme == .q5_K_M { type = .q6_K }
             }
-            if type.isQuantized, it.source.cols % type.blockSize != 0 { type = fallback(type) }
-            if type.isQuantized, it.source.cols % type.blockSize != 0 { type = .f16 }
-            items[i].type = type
+            items[i].type = QuantScheme.fitting(type, cols: it.source.cols)
         }
         return Plan(metadata: metadata, items: items)
-    }
-
-    /// llama-quantize's replacement when a row is not a whole number of 256-blocks.
-    static func fallback(_ t: TensorType) -> TensorType {
-        switch t {
-        case .q4_K: .q5_0
-        case .q5_K: .q5_1
-        case .q6_K: .q8_0
-        case .q2_K, .q3_K: .q4_0
-        default: t
-        }
     }
 
     static func layerOf(_ name: String) -> Int? {

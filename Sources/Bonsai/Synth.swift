@@ -13,7 +13,8 @@ public enum Synth {
         w.metadata = GGUFExport.metadata(config: c, tokenizer: tokenizer, name: "phi2-synth", fileType: scheme.fileType)
         let d = c.hidden_size, ff = c.intermediate_size
         func add(_ name: String, _ ne: [Int], layer: Int?, std: Float, mean: Float = 0) {
-            let type = scheme.type(forTensor: name, layer: layer, layers: c.num_hidden_layers, isMatrix: ne.count == 2)
+            let type = QuantScheme.fitting(scheme.type(forTensor: name, layer: layer, layers: c.num_hidden_layers, isMatrix: ne.count == 2),
+                                           cols: ne[0])
             let salt = UInt64(w.tensors.count + 1) &* 0x9E37_79B9
             w.tensors.append(.init(name: name, type: type, ne: ne) { sink in
                 try randomTensor(type: type, ne: ne, std: std, mean: mean, seed: seed ^ salt, to: sink)

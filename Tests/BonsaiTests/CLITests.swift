@@ -103,6 +103,13 @@ final class CLITests: XCTestCase {
         let g = try bonsai(["generate", "-m", out, "--temp", "0", "-n", "4", "-p", "hello"])
         XCTAssertEqual(g.status, 0, g.stderr)
 
+        // q4_0's output.weight is q6_K, whose 256-blocks do not fit 160 columns: q8_0, as llama-quantize
+        let q4 = try bonsai(["synth", "--type", "q4_0", "--layers", "1", "--hidden", "160", "--ff", "640", "--vocab", "1000", out])
+        XCTAssertEqual(q4.status, 0, q4.stderr)
+        let m4 = try ModelLoader.load(path: out)
+        XCTAssertEqual(m4.model.layers[0].fc1.type, .q4_0)
+        XCTAssertEqual(m4.gguf?.tensor("output.weight")?.type, .q8_0)
+
         for (args, message) in [(["--heads", "3"], "multiple of --heads"), (["--rotary", "99"], "rotary dims 99"),
                                 (["--type", "q4_K_M"], "multiples of 256")] {
             let bad = Fixtures.temporaryPath("synth-bad.gguf")
