@@ -43,17 +43,18 @@ public enum QuantScheme: String, CaseIterable, Sendable {
 
     /// The type of one tensor, following llama-quantize for phi2: 1-D tensors stay f32; with a
     /// quantized scheme the output matrix gets q6_K (q8_0 keeps q8_0); the _M mixes give attn_v and
-    /// ffn_down q6_K in the layers where llama.cpp's use_more_bits(layer, n_layers) holds.
+    /// ffn_down q6_K in the layers where llama.cpp's use_more_bits(layer, n_layers) holds; q4_K
+    /// (llama.cpp's Q4_K_S) gives q5_K to attn_v of the first 4 layers and ffn_down of the first
+    /// n_layers / 8 (seen in llama_model_quantize's output for 8 and 32 layers; q5_K, Q5_K_S, has no such step).
     public func type(forTensor name: String, layer: Int?, layers: Int, isMatrix: Bool) -> TensorType {
         guard isMatrix else { return .f32 }
         let base = baseType
         guard base.isQuantized else { return base }
         if name == "output.weight" { return base == .q8_0 ? .q8_0 : .q6_K }
-        if self == .q4_K_M || self == .q5_K_M, let l = layer,
-           name.hasSuffix("attn_v.weight") || name.hasSuffix("ffn_down.weight"),
-           QuantScheme.useMoreBits(l, layers) {
-            return .q6_K
-        }
+        guard let l = layer else { return base }
+        let attnV = name.hasSuffix("attn_v.weight"), ffnDown = name.hasSuffix("ffn_down.weight")
+        if self == .q4_K_M || self == .q5_K_M, attnV || ffnDown, QuantScheme.useMoreBits(l, layers) { return .q6_K }
+        if self == .q4_K, attnV && l < 4 || ffnDown && l < layers / 8 { return .q5_K }
         return base
     }
 

@@ -49,4 +49,27 @@ final class QuantizeTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out), "no half-written output")
     }
+
+    /// q4_K is llama.cpp's Q4_K_S mix. The expected tensors are what llama_model_quantize (llama-cpp-python
+    /// 0.3.36, ftype 14) gave a bonsai-synth f16 phi2 of 8 and of 32 layers: q5_K for attn_v of layers 0-3
+    /// and ffn_down of layers below n/8, q6_K for output.weight, q4_K elsewhere. Q5_K_S (ftype 16) came out
+    /// byte-identical to `bonsai quantize --type q5_K` with no such step.
+    func testQ4KSMixMatchesLlamaQuantize() {
+        for (layers, expected) in [(8, ["blk.0.attn_v.weight", "blk.1.attn_v.weight", "blk.2.attn_v.weight",
+                                        "blk.3.attn_v.weight", "blk.0.ffn_down.weight"]),
+                                   (32, (0 ..< 4).flatMap { ["blk.\($0).attn_v.weight", "blk.\($0).ffn_down.weight"] })] {
+            var q5: Set<String> = []
+            for l in 0 ..< layers {
+                for n in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_up", "ffn_down"] {
+                    let name = "blk.\(l).\(n).weight"
+                    let t = QuantScheme.q4_K.type(forTensor: name, layer: l, layers: layers, isMatrix: true)
+                    if t == .q5_K { q5.insert(name) } else { XCTAssertEqual(t, .q4_K, name) }
+                    XCTAssertEqual(QuantScheme.q5_K.type(forTensor: name, layer: l, layers: layers, isMatrix: true), .q5_K, name)
+                }
+            }
+            XCTAssertEqual(q5, Set(expected), "\(layers) layers")
+            XCTAssertEqual(QuantScheme.q4_K.type(forTensor: "output.weight", layer: nil, layers: layers, isMatrix: true), .q6_K)
+            XCTAssertEqual(QuantScheme.q4_K.type(forTensor: "token_embd.weight", layer: nil, layers: layers, isMatrix: true), .q4_K)
+        }
+    }
 }
