@@ -36,7 +36,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         case .q5_K_M: 17
         case .q4_K: 14   // Q4_K_S
         case .q5_K: 16   // Q5_K_S
-        case .q3_K: 12   // Q3_K_M
+        case .q3_K: 11   // Q3_K_S: every matrix q3_K, output q6_K
         default: GGUFExport.fileType(baseType)
         }
     }
@@ -45,7 +45,8 @@ public enum QuantScheme: String, CaseIterable, Sendable {
     /// quantized scheme the output matrix gets q6_K (q8_0 keeps q8_0); the _M mixes give attn_v and
     /// ffn_down q6_K in the layers where llama.cpp's use_more_bits(layer, n_layers) holds; q4_K
     /// (llama.cpp's Q4_K_S) gives q5_K to attn_v of the first 4 layers and ffn_down of the first
-    /// n_layers / 8 (seen in llama_model_quantize's output for 8 and 32 layers; q5_K, Q5_K_S, has no such step).
+    /// n_layers / 8 (seen in llama_model_quantize's output for 8 and 32 layers; q5_K, Q5_K_S, has no such step);
+    /// q2_K (llama.cpp's Q2_K) gives q3_K to attn_v, attn_output and ffn_down in every layer; q3_K is Q3_K_S.
     public func type(forTensor name: String, layer: Int?, layers: Int, isMatrix: Bool) -> TensorType {
         guard isMatrix else { return .f32 }
         let base = baseType
@@ -55,6 +56,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         let attnV = name.hasSuffix("attn_v.weight"), ffnDown = name.hasSuffix("ffn_down.weight")
         if self == .q4_K_M || self == .q5_K_M, attnV || ffnDown, QuantScheme.useMoreBits(l, layers) { return .q6_K }
         if self == .q4_K, attnV && l < 4 || ffnDown && l < layers / 8 { return .q5_K }
+        if self == .q2_K, attnV || ffnDown || name.hasSuffix("attn_output.weight") { return .q3_K }
         return base
     }
 

@@ -72,4 +72,20 @@ final class QuantizeTests: XCTestCase {
             XCTAssertEqual(QuantScheme.q4_K.type(forTensor: "token_embd.weight", layer: nil, layers: layers, isMatrix: true), .q4_K)
         }
     }
+
+    /// The mixes synth writes for the types without a quantizer, against llama_model_quantize on a 32-layer
+    /// bonsai-synth f16 phi2: Q2_K (ftype 10) gives q3_K to attn_v, attn_output and ffn_down of every layer;
+    /// Q3_K_S (ftype 11) is q3_K throughout. Both put output.weight in q6_K.
+    func testQ2KAndQ3KSMixesMatchLlamaQuantize() {
+        for l in [0, 5, 31] {
+            for (n, q2) in [("attn_q", TensorType.q2_K), ("attn_k", .q2_K), ("attn_v", .q3_K), ("attn_output", .q3_K),
+                            ("ffn_up", .q2_K), ("ffn_down", .q3_K)] {
+                XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "blk.\(l).\(n).weight", layer: l, layers: 32, isMatrix: true), q2, n)
+                XCTAssertEqual(QuantScheme.q3_K.type(forTensor: "blk.\(l).\(n).weight", layer: l, layers: 32, isMatrix: true), .q3_K, n)
+            }
+        }
+        XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "output.weight", layer: nil, layers: 32, isMatrix: true), .q6_K)
+        XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "token_embd.weight", layer: nil, layers: 32, isMatrix: true), .q2_K)
+        XCTAssertEqual([QuantScheme.q2_K.fileType, QuantScheme.q3_K.fileType], [10, 11])
+    }
 }
