@@ -3,7 +3,7 @@ import BonsaiFormats
 /// A file type as llama-quantize names it: one weight type, or a per-tensor mix (the `_M` schemes).
 public enum QuantScheme: String, CaseIterable, Sendable {
     case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K
-    case q4_K_M, q5_K_M
+    case q3_K_M, q4_K_M, q5_K_M
 
     public init?(name: String) {
         guard let s = QuantScheme.allCases.first(where: { $0.rawValue.lowercased() == name.lowercased() }) else { return nil }
@@ -22,7 +22,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         case .q5_0: .q5_0
         case .q5_1: .q5_1
         case .q2_K: .q2_K
-        case .q3_K: .q3_K
+        case .q3_K, .q3_K_M: .q3_K
         case .q4_K, .q4_K_M: .q4_K
         case .q5_K, .q5_K_M: .q5_K
         case .q6_K: .q6_K
@@ -32,6 +32,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
     /// llama.cpp's general.file_type (LLAMA_FTYPE_*).
     public var fileType: Int {
         switch self {
+        case .q3_K_M: 12
         case .q4_K_M: 15
         case .q5_K_M: 17
         case .q4_K: 14   // Q4_K_S
@@ -46,7 +47,9 @@ public enum QuantScheme: String, CaseIterable, Sendable {
     /// ffn_down q6_K in the layers where llama.cpp's use_more_bits(layer, n_layers) holds; q4_K
     /// (llama.cpp's Q4_K_S) gives q5_K to attn_v of the first 4 layers and ffn_down of the first
     /// n_layers / 8 (seen in llama_model_quantize's output for 8 and 32 layers; q5_K, Q5_K_S, has no such step);
-    /// q2_K (llama.cpp's Q2_K) gives q3_K to attn_v, attn_output and ffn_down in every layer; q3_K is Q3_K_S.
+    /// q2_K (llama.cpp's Q2_K) gives q3_K to attn_v, attn_output and ffn_down in every layer; q3_K is Q3_K_S;
+    /// q3_K_M gives q4_K to attn_output, attn_v and ffn_down, q5_K to attn_v of layers 0-1 and ffn_down of
+    /// the layers below n/16 (seen at 8, 9 and 32 layers).
     public func type(forTensor name: String, layer: Int?, layers: Int, isMatrix: Bool) -> TensorType {
         guard isMatrix else { return .f32 }
         let base = baseType
@@ -57,6 +60,11 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         if self == .q4_K_M || self == .q5_K_M, attnV || ffnDown, QuantScheme.useMoreBits(l, layers) { return .q6_K }
         if self == .q4_K, attnV && l < 4 || ffnDown && l < layers / 8 { return .q5_K }
         if self == .q2_K, attnV || ffnDown || name.hasSuffix("attn_output.weight") { return .q3_K }
+        if self == .q3_K_M {
+            if attnV { return l < 2 ? .q5_K : .q4_K }
+            if ffnDown { return l < layers / 16 ? .q5_K : .q4_K }
+            if name.hasSuffix("attn_output.weight") { return .q4_K }
+        }
         return base
     }
 

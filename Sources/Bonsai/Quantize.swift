@@ -83,7 +83,7 @@ public enum Quantize {
             let it = items[i]
             var type = scheme.type(forTensor: it.name, layer: layerOf(it.name), layers: layers, isMatrix: it.source.ne.count == 2)
             if it.name.hasSuffix("attn_qkv.weight") {   // fused q/k/v: llama-quantize's one step up for the _M mixes
-                if scheme == .q4_K_M { type = .q5_K } else if scheme == .q5_K_M { type = .q6_K }
+                if scheme == .q3_K_M { type = .q4_K } else if scheme == .q4_K_M { type = .q5_K } else if scheme == .q5_K_M { type = .q6_K }
             }
             items[i].type = QuantScheme.fitting(type, cols: it.source.cols)
         }

@@ -429,6 +429,8 @@ static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (si
 
 // The K types' quantizers live in quants_k.c.
 int bonsai_quantize_k(int type, const float *x, void *dst, int64_t n, bool reference);
+static void quant_q2_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q2_K, x, dst, n, false); }
+static void quant_q3_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q3_K, x, dst, n, false); }
 static void quant_q4_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q4_K, x, dst, n, false); }
 static void quant_q5_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q5_K, x, dst, n, false); }
 static void quant_q6_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q6_K, x, dst, n, false); }
@@ -459,8 +461,8 @@ static const type_entry TYPES[BONSAI_TYPE_COUNT] = {
     [BONSAI_TYPE_Q5_1] = {{"q5_1", BONSAI_QK,  sizeof(block_q5_1),   true, Q8_1}, dequant_q5_1, quant_q5_1},
     [BONSAI_TYPE_Q8_0] = {{"q8_0", BONSAI_QK,  sizeof(block_q8_0),   true, Q8_0}, dequant_q8_0, quant_q8_0},
     [BONSAI_TYPE_Q8_1] = {{"q8_1", BONSAI_QK,  sizeof(block_q8_1),   false, -1},  dequant_q8_1, quant_q8_1},
-    [BONSAI_TYPE_Q2_K] = {{"q2_K", BONSAI_QKK, sizeof(block_q2_K),   true, Q8_K}, dequant_q2_K, NULL},
-    [BONSAI_TYPE_Q3_K] = {{"q3_K", BONSAI_QKK, sizeof(block_q3_K),   true, Q8_K}, dequant_q3_K, NULL},
+    [BONSAI_TYPE_Q2_K] = {{"q2_K", BONSAI_QKK, sizeof(block_q2_K),   true, Q8_K}, dequant_q2_K, quant_q2_K},
+    [BONSAI_TYPE_Q3_K] = {{"q3_K", BONSAI_QKK, sizeof(block_q3_K),   true, Q8_K}, dequant_q3_K, quant_q3_K},
     [BONSAI_TYPE_Q4_K] = {{"q4_K", BONSAI_QKK, sizeof(block_q4_K),   true, Q8_K}, dequant_q4_K, quant_q4_K},
     [BONSAI_TYPE_Q5_K] = {{"q5_K", BONSAI_QKK, sizeof(block_q5_K),   true, Q8_K}, dequant_q5_K, quant_q5_K},
     [BONSAI_TYPE_Q6_K] = {{"q6_K", BONSAI_QKK, sizeof(block_q6_K),   true, Q8_K}, dequant_q6_K, quant_q6_K},

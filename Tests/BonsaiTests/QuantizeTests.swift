@@ -42,12 +42,26 @@ final class QuantizeTests: XCTestCase {
         XCTAssertEqual(SHA256.hex(of: Data("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
-    func testRefusesWhatItCannotDo() throws {
-        let out = Fixtures.temporaryPath("never.gguf")
-        XCTAssertThrowsError(try Quantize.run(input: try Fixtures.path("hf"), output: out, scheme: .q2_K)) {
-            XCTAssertTrue("\($0)".contains("q2_K"), "\($0)")
+    /// The 2-3 bit files from the HF repo: every tensor in the type llama-quantize's mix gives it, and the
+    /// model loads and runs from them. (The q2_K/q3_K bytes are QuantVectorTests', the mixes the tests below.)
+    func testQ2KAndQ3KMFilesFromHF() throws {
+        for scheme in [QuantScheme.q2_K, .q3_K_M] {
+            let out = Fixtures.temporaryPath("quantize-\(scheme).gguf")
+            try Quantize.run(input: try Fixtures.path("hf"), output: out, scheme: scheme)
+            let g = try GGUFFile(path: out)
+            let layers = try XCTUnwrap(g["phi2.block_count"]?.int)
+            XCTAssertEqual(g["general.file_type"]?.int, scheme.fileType)
+            for info in g.tensorInfos {
+                let layer = info.name.hasPrefix("blk.") ? Int(info.name.split(separator: ".")[1]) : nil
+                let want = QuantScheme.fitting(scheme.type(forTensor: info.name, layer: layer, layers: layers, isMatrix: info.ne.count == 2),
+                                               cols: info.ne[0])
+                XCTAssertEqual(info.type, want, "\(scheme) \(info.name)")
+            }
+            let session = try Session(try ModelLoader.load(path: out), nCtx: 64)
+            try session.feed(session.tokenizer.encode("The ocean is"))
+            let logits = session.activations.logits.array
+            XCTAssertTrue(logits.allSatisfy(\.isFinite) && logits.contains { $0 != 0 }, "\(scheme)")
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "no half-written output")
     }
 
     /// q4_K is llama.cpp's Q4_K_S mix. The expected tensors are what llama_model_quantize (llama-cpp-python
@@ -73,10 +87,10 @@ final class QuantizeTests: XCTestCase {
         }
     }
 
-    /// The mixes synth writes for the types without a quantizer, against llama_model_quantize on a 32-layer
-    /// bonsai-synth f16 phi2: Q2_K (ftype 10) gives q3_K to attn_v, attn_output and ffn_down of every layer;
-    /// Q3_K_S (ftype 11) is q3_K throughout. Both put output.weight in q6_K.
-    func testQ2KAndQ3KSMixesMatchLlamaQuantize() {
+    /// The 2-3 bit mixes against llama_model_quantize on bonsai-synth f16 phi2 files: Q2_K (ftype 10) gives
+    /// q3_K to attn_v, attn_output and ffn_down of every layer; Q3_K_S (ftype 11) is q3_K throughout; all
+    /// put output.weight in q6_K.
+    func testQ2KAndQ3KMixesMatchLlamaQuantize() {
         for l in [0, 5, 31] {
             for (n, q2) in [("attn_q", TensorType.q2_K), ("attn_k", .q2_K), ("attn_v", .q3_K), ("attn_output", .q3_K),
                             ("ffn_up", .q2_K), ("ffn_down", .q3_K)] {
@@ -86,6 +100,14 @@ final class QuantizeTests: XCTestCase {
         }
         XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "output.weight", layer: nil, layers: 32, isMatrix: true), .q6_K)
         XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "token_embd.weight", layer: nil, layers: 32, isMatrix: true), .q2_K)
-        XCTAssertEqual([QuantScheme.q2_K.fileType, QuantScheme.q3_K.fileType], [10, 11])
+        XCTAssertEqual([QuantScheme.q2_K.fileType, QuantScheme.q3_K.fileType, QuantScheme.q3_K_M.fileType], [10, 11, 12])
+        // Q3_K_M (ftype 12) at 8 and 32 layers: attn_v q5_K in layers 0-1 then q4_K; ffn_down q5_K below
+        // n/16 then q4_K; attn_output q4_K; attn_q, attn_k, ffn_up and token_embd q3_K
+        for (layers, l, v, down) in [(8, 0, TensorType.q5_K, TensorType.q4_K), (8, 2, .q4_K, .q4_K),
+                                     (32, 1, .q5_K, .q5_K), (32, 2, .q4_K, .q4_K), (32, 31, .q4_K, .q4_K)] {
+            let t = { (n: String) in QuantScheme.q3_K_M.type(forTensor: "blk.\(l).\(n).weight", layer: l, layers: layers, isMatrix: true) }
+            XCTAssertEqual([t("attn_v"), t("ffn_down"), t("attn_output"), t("attn_q"), t("attn_k"), t("ffn_up")],
+                           [v, down, .q4_K, .q3_K, .q3_K, .q3_K], "\(layers) layers, layer \(l)")
+        }
     }
 }

@@ -173,6 +173,30 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
+/// q2_K and q3_K quantizers against llama.cpp's bytes on rows that stress the search (zeros, constants,
+/// one sign, tiny, outliers, heavy tails, half zeros, integers): Vectors/quant_k23_vectors.safetensors,
+/// written by tools/make_quant_vectors.py through llama_model_quantize. Tolerance: none (bytes compared).
+final class QuantVectorTests: XCTestCase {
+    func testQ2KAndQ3KQuantizersReproduceLlamaCppBytes() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors/quant_k23_vectors.safetensors")
+        let f = try SafetensorsFile(path: url.path)
+        let input = try XCTUnwrap(f.floats("input"))
+        let cols = 256, rows = input.count / cols
+        XCTAssertEqual(rows, 64)
+        for type in [TensorType.q2_K, .q3_K] {
+            let expected = try XCTUnwrap(f.tensor("\(type).bytes"), "\(type)")
+            let rowBytes = try XCTUnwrap(type.byteCount(elements: cols))
+            XCTAssertEqual(expected.byteCount, rows * rowBytes)
+            let want = [UInt8](UnsafeRawBufferPointer(start: expected.data, count: expected.byteCount))
+            for r in 0 ..< rows {
+                var got = [UInt8](repeating: 0, count: rowBytes)
+                XCTAssertTrue(bonsai_quantize_row(Int32(type.rawValue), Array(input[r * cols ..< (r + 1) * cols]), &got, Int64(cols)))
+                XCTAssertEqual(got, Array(want[r * rowBytes ..< (r + 1) * rowBytes]), "\(type) row \(r) (kind \(r % 9))")
+            }
+        }
+    }
+}
+
 /// Every quant type's dequantization against gguf-py's (which is bit-identical to ggml's), on random valid
 /// blocks: Tests/CBonsaiTests/Vectors/dequant_vectors.safetensors, written by tools/make_dequant_vectors.py.
 /// Tolerance: none (bit patterns compared).
