@@ -56,7 +56,8 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         guard base.isQuantized else { return base }
         if name == "output.weight" { return base == .q8_0 ? .q8_0 : .q6_K }
         guard let l = layer else { return base }
-        let attnV = name.hasSuffix("attn_v.weight"), ffnDown = name.hasSuffix("ffn_down.weight")
+        // a fused attn_qkv (older phi-2 files) takes attn_v's rules, as llama-quantize does today
+        let attnV = name.hasSuffix("attn_v.weight") || name.hasSuffix("attn_qkv.weight"), ffnDown = name.hasSuffix("ffn_down.weight")
         if self == .q4_K_M || self == .q5_K_M, attnV || ffnDown, QuantScheme.useMoreBits(l, layers) { return .q6_K }
         if self == .q4_K, attnV && l < 4 || ffnDown && l < layers / 8 { return .q5_K }
         if self == .q2_K, attnV || ffnDown || name.hasSuffix("attn_output.weight") { return .q3_K }

@@ -81,10 +81,7 @@ public enum Quantize {
         var items = input.items.sorted { (layerOf($0.name) ?? -1, $0.name) < (layerOf($1.name) ?? -1, $1.name) }
         for i in items.indices {
             let it = items[i]
-            var type = scheme.type(forTensor: it.name, layer: layerOf(it.name), layers: layers, isMatrix: it.source.ne.count == 2)
-            if it.name.hasSuffix("attn_qkv.weight") {   // fused q/k/v: llama-quantize's one step up for the _M mixes
-                if scheme == .q3_K_M { type = .q4_K } else if scheme == .q4_K_M { type = .q5_K } else if scheme == .q5_K_M { type = .q6_K }
-            }
+            let type = scheme.type(forTensor: it.name, layer: layerOf(it.name), layers: layers, isMatrix: it.source.ne.count == 2)
             items[i].type = QuantScheme.fitting(type, cols: it.source.cols)
         }
         return Plan(metadata: metadata, items: items)

@@ -110,4 +110,14 @@ final class QuantizeTests: XCTestCase {
                            [v, down, .q4_K, .q3_K, .q3_K, .q3_K], "\(layers) layers, layer \(l)")
         }
     }
+
+    /// A fused attn_qkv (older phi-2 GGUFs) takes attn_v's rules in today's llama-quantize: seen with
+    /// llama_model_quantize on a 32-layer synth f16 phi2 rewritten with fused q/k/v, where every K file came
+    /// out identical to ours (the "one step up" of older llama.cpp gave q5_K in every q4_K_M layer).
+    func testFusedQKVTakesAttnVRules() {
+        let qkv = { (s: QuantScheme, l: Int) in s.type(forTensor: "blk.\(l).attn_qkv.weight", layer: l, layers: 32, isMatrix: true) }
+        XCTAssertEqual([qkv(.q4_K_M, 0), qkv(.q4_K_M, 4), qkv(.q5_K_M, 3), qkv(.q5_K_M, 4), qkv(.q3_K_M, 1), qkv(.q3_K_M, 2),
+                        qkv(.q2_K, 9), qkv(.q4_K, 3), qkv(.q4_K, 4), qkv(.q4_0, 0)],
+                       [.q6_K, .q4_K, .q6_K, .q5_K, .q5_K, .q4_K, .q3_K, .q5_K, .q4_K, .q4_0])
+    }
 }
