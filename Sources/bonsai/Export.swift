@@ -39,7 +39,7 @@ struct Export: ParsableCommand {
                 guard dtype == nil else { throw ValidationError("--dtype is for HF folder output; use --type for a GGUF") }
                 let scheme = try type.map { t -> QuantScheme in
                     guard let s = QuantScheme(name: t) else {
-                        throw ValidationError("--type must be one of \(QuantScheme.allCases.map(\.rawValue).joined(separator: ", "))")
+                        throw ValidationError("--type must be one of \(QuantScheme.names)")
                     }
                     return s
                 }

@@ -14,9 +14,10 @@ struct QuantizeCommand: ParsableCommand {
           bonsai quantize models/phi-2 models/phi-2.f16.gguf --type f16
           bonsai quantize models/phi-2.f16.gguf models/phi-2.Q4_0.gguf --type q4_0
 
-        Types: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_K and the mixes q2_K, q3_K_M, q4_K_M, \
-        q5_K_M, q3_K (llama-quantize's Q3_K_S), q4_K (Q4_K_S) and q5_K (Q5_K_S); case does not matter. \
-        Each is byte for byte what llama-quantize writes from the same f16 file. Rows that are not whole \
+        Types, as llama-quantize names them (any case): f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_K, \
+        and the per-tensor mixes q2_K, q3_K_S, q3_K_M, q4_K_S, q4_K_M, q5_K_S, q5_K_M (q3_K, q4_K and q5_K \
+        mean the _M ones). Each is byte for byte what llama-quantize writes from the same f16 file. Rows \
+        that are not whole \
         blocks of the type take llama-quantize's replacement (q4_K → q5_0, q5_K → q5_1, q6_K → q8_0, \
         else f16). A quantized GGUF input is dequantized first, as llama-quantize --allow-requantize \
         does.
@@ -29,7 +30,7 @@ struct QuantizeCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             guard let scheme = QuantScheme(name: type) else {
-                throw ValidationError("--type must be one of \(QuantScheme.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError("--type must be one of \(QuantScheme.names)")
             }
             guard input != output else { throw ValidationError("the output must be another file than the input") }
             let bar = ProgressBar(label: "quantize \(type)")

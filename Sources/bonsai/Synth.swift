@@ -28,7 +28,7 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Rotary dimensions per head (default: 0.4 × head size, PHI-2's partial_rotary_factor, rounded down to even: 32 for PHI-2).")
     var rotary: Int?
     @Option(help: "Vocabulary (embedding rows).") var vocab = 51200
-    @Option(help: "f16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K, q4_K_M, q5_K_M ...") var type = "q4_0"
+    @Option(help: "As llama-quantize names it: f16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K_M, q4_K_M, q5_K_M, q6_K, ...") var type = "q4_0"
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Argument(help: "Output .gguf path.") var output: String
 
@@ -36,7 +36,7 @@ struct SynthCommand: ParsableCommand {
         try reportingErrors {
             guard arch == "phi2" else { throw ValidationError("--arch must be phi2") }
             guard let scheme = QuantScheme(name: type) else {
-                throw ValidationError("--type must be one of \(QuantScheme.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError("--type must be one of \(QuantScheme.names)")
             }
             let heads = self.heads ?? [80, 64, 32].first { hidden % $0 == 0 }.map { hidden / $0 } ?? 1
             guard layers >= 1, hidden >= 32, ff >= 32, heads >= 1, hidden % heads == 0, vocab >= 300 else {

@@ -64,7 +64,7 @@ final class QuantizeTests: XCTestCase {
         }
     }
 
-    /// q4_K is llama.cpp's Q4_K_S mix. The expected tensors are what llama_model_quantize (llama-cpp-python
+    /// llama.cpp's Q4_K_S mix. The expected tensors are what llama_model_quantize (llama-cpp-python
     /// 0.3.36, ftype 14) gave a bonsai-synth f16 phi2 of 8 and of 32 layers: q5_K for attn_v of layers 0-3
     /// and ffn_down of layers below n/8, q6_K for output.weight, q4_K elsewhere. Q5_K_S (ftype 16) came out
     /// byte-identical to `bonsai quantize --type q5_K` with no such step.
@@ -76,14 +76,14 @@ final class QuantizeTests: XCTestCase {
             for l in 0 ..< layers {
                 for n in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_up", "ffn_down"] {
                     let name = "blk.\(l).\(n).weight"
-                    let t = QuantScheme.q4_K.type(forTensor: name, layer: l, layers: layers, isMatrix: true)
+                    let t = QuantScheme.q4_K_S.type(forTensor: name, layer: l, layers: layers, isMatrix: true)
                     if t == .q5_K { q5.insert(name) } else { XCTAssertEqual(t, .q4_K, name) }
-                    XCTAssertEqual(QuantScheme.q5_K.type(forTensor: name, layer: l, layers: layers, isMatrix: true), .q5_K, name)
+                    XCTAssertEqual(QuantScheme.q5_K_S.type(forTensor: name, layer: l, layers: layers, isMatrix: true), .q5_K, name)
                 }
             }
             XCTAssertEqual(q5, Set(expected), "\(layers) layers")
-            XCTAssertEqual(QuantScheme.q4_K.type(forTensor: "output.weight", layer: nil, layers: layers, isMatrix: true), .q6_K)
-            XCTAssertEqual(QuantScheme.q4_K.type(forTensor: "token_embd.weight", layer: nil, layers: layers, isMatrix: true), .q4_K)
+            XCTAssertEqual(QuantScheme.q4_K_S.type(forTensor: "output.weight", layer: nil, layers: layers, isMatrix: true), .q6_K)
+            XCTAssertEqual(QuantScheme.q4_K_S.type(forTensor: "token_embd.weight", layer: nil, layers: layers, isMatrix: true), .q4_K)
         }
     }
 
@@ -95,12 +95,12 @@ final class QuantizeTests: XCTestCase {
             for (n, q2) in [("attn_q", TensorType.q2_K), ("attn_k", .q2_K), ("attn_v", .q3_K), ("attn_output", .q3_K),
                             ("ffn_up", .q2_K), ("ffn_down", .q3_K)] {
                 XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "blk.\(l).\(n).weight", layer: l, layers: 32, isMatrix: true), q2, n)
-                XCTAssertEqual(QuantScheme.q3_K.type(forTensor: "blk.\(l).\(n).weight", layer: l, layers: 32, isMatrix: true), .q3_K, n)
+                XCTAssertEqual(QuantScheme.q3_K_S.type(forTensor: "blk.\(l).\(n).weight", layer: l, layers: 32, isMatrix: true), .q3_K, n)
             }
         }
         XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "output.weight", layer: nil, layers: 32, isMatrix: true), .q6_K)
         XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "token_embd.weight", layer: nil, layers: 32, isMatrix: true), .q2_K)
-        XCTAssertEqual([QuantScheme.q2_K.fileType, QuantScheme.q3_K.fileType, QuantScheme.q3_K_M.fileType], [10, 11, 12])
+        XCTAssertEqual([QuantScheme.q2_K.fileType, QuantScheme.q3_K_S.fileType, QuantScheme.q3_K_M.fileType], [10, 11, 12])
         // Q3_K_M (ftype 12) at 8 and 32 layers: attn_v q5_K in layers 0-1 then q4_K; ffn_down q5_K below
         // n/16 then q4_K; attn_output q4_K; attn_q, attn_k, ffn_up and token_embd q3_K
         for (layers, l, v, down) in [(8, 0, TensorType.q5_K, TensorType.q4_K), (8, 2, .q4_K, .q4_K),
@@ -117,7 +117,18 @@ final class QuantizeTests: XCTestCase {
     func testFusedQKVTakesAttnVRules() {
         let qkv = { (s: QuantScheme, l: Int) in s.type(forTensor: "blk.\(l).attn_qkv.weight", layer: l, layers: 32, isMatrix: true) }
         XCTAssertEqual([qkv(.q4_K_M, 0), qkv(.q4_K_M, 4), qkv(.q5_K_M, 3), qkv(.q5_K_M, 4), qkv(.q3_K_M, 1), qkv(.q3_K_M, 2),
-                        qkv(.q2_K, 9), qkv(.q4_K, 3), qkv(.q4_K, 4), qkv(.q4_0, 0)],
+                        qkv(.q2_K, 9), qkv(.q4_K_S, 3), qkv(.q4_K_S, 4), qkv(.q4_0, 0)],
                        [.q6_K, .q4_K, .q6_K, .q5_K, .q5_K, .q4_K, .q3_K, .q5_K, .q4_K, .q4_0])
+    }
+
+    /// --type takes llama-quantize's names in any case; q3_K, q4_K and q5_K are its aliases of the _M mixes.
+    func testSchemeNamesAsLlamaQuantize() {
+        XCTAssertEqual(QuantScheme(name: "Q4_K_M"), .q4_K_M)
+        XCTAssertEqual(QuantScheme(name: "q4_k"), .q4_K_M)
+        XCTAssertEqual(QuantScheme(name: "Q5_K"), .q5_K_M)
+        XCTAssertEqual(QuantScheme(name: "q3_K"), .q3_K_M)
+        XCTAssertEqual(QuantScheme(name: "q4_K_S"), .q4_K_S)
+        XCTAssertEqual(QuantScheme(name: "Q8_0"), .q8_0)
+        XCTAssertNil(QuantScheme(name: "iq4_xs"))
     }
 }
