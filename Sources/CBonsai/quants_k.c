@@ -7,8 +7,8 @@
 // pragma, clang fuses a·b + c into one FMA where the baseline ISA has it (arm64), and the q4_K/q6_K
 // bytes came out different there (tools/cross_check found it). The searches are written twice: for one
 // sub-block (fit_symmetric, fit_affine: the reference, ggml's loops) and for 8 sub-blocks in SIMD lanes
-// (quants_k_lanes.h), which quantizing uses; QuantTests holds the second to the first's bytes. q2_K and
-// q3_K (16-element sub-blocks, files of 2-3.5 bits a weight) have the one-sub-block form only.
+// (quants_k_lanes.h), which quantizing uses; QuantTests holds the second to the first's bytes. q3_K's
+// search (a few passes, no candidate scales) has the one-sub-block form only.
 #pragma STDC FP_CONTRACT OFF
 
 #include "bonsai.h"
@@ -139,6 +139,7 @@ static float fit_affine(int n, int nmax, const float *x, const float *w, uint8_t
 #include "quants_k_lanes.h"
 bonsai_fit_affine_lanes_fn bonsai_fit_affine_lanes_kernel = bonsai_fit_affine_lanes;   // cpu.c may choose AVX2's
 bonsai_fit_symmetric_lanes_fn bonsai_fit_symmetric_lanes_kernel = bonsai_fit_symmetric_lanes;
+bonsai_fit_affine16_lanes_fn bonsai_fit_affine16_lanes_kernel = bonsai_fit_affine16_lanes;
 
 // Each sub-block's fit with weights rms(x) + |x|: the reference, one sub-block after another.
 static void fit_affine_ref(const float *x, int nmax, float rmin, float rdelta, int nstep,
@@ -316,14 +317,20 @@ static void pack_2bit(const uint8_t L[BONSAI_QKK], uint8_t qs[64]) {
 
 // q2_K: 16 sub-blocks of 16, 2-bit levels with a scale and a min each (4 bits apiece, in one byte),
 // both against f16 block values; the fit weights are |x|, its error absolute.
-static void quant_q2_K(const float *x, block_q2_K *y, int64_t nb) {
+static void quant_q2_K(const float *x, block_q2_K *y, int64_t nb, bool reference) {
     uint8_t L[BONSAI_QKK];
     float scales[16], mins[16], weights[16];
     for (int64_t i = 0; i < nb; i++, x += BONSAI_QKK) {
-        float max_scale = 0, max_min = 0;
         for (int j = 0; j < 16; j++) {
+            if (!reference) {   // the same search in lanes, 8 sub-blocks at a time
+                if (j % 8 == 0) bonsai_fit_affine16_lanes_kernel(x + 16 * j, scales + j, mins + j, L + 16 * j);
+                continue;
+            }
             for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
             scales[j] = fit_affine(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
+        }
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 16; j++) {
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -398,7 +405,7 @@ static void quant_q3_K(const float *x, block_q3_K *y, int64_t nb) {
 int bonsai_quantize_k(int type, const float *x, void *dst, int64_t n, bool reference) {
     bonsai_simd_init();
     switch (type) {
-    case BONSAI_TYPE_Q2_K: quant_q2_K(x, dst, n / BONSAI_QKK); return 1;
+    case BONSAI_TYPE_Q2_K: quant_q2_K(x, dst, n / BONSAI_QKK, reference); return 1;
     case BONSAI_TYPE_Q3_K: quant_q3_K(x, dst, n / BONSAI_QKK); return 1;
     case BONSAI_TYPE_Q4_K: quant_q4_K(x, dst, n / BONSAI_QKK, reference); return 1;
     case BONSAI_TYPE_Q5_K: quant_q5_K(x, dst, n / BONSAI_QKK, reference); return 1;

@@ -1,4 +1,4 @@
-// quants_k_lanes.h — internal: the K types' two scale searches (quants_k.c) on 8 sub-blocks at once, one
+// quants_k_lanes.h — internal: the K types' scale searches (quants_k.c) on 8 sub-blocks at once, one
 // per lane: the same operations in the same order, lane by lane, so the bytes are those of the scalar
 // fits; branches become masks. Quantizing is these searches: a full-size PHI-2 f16 → q4_K_M took 135 s
 // one sub-block at a time, 34 s in SSE2 lanes, 25 s in AVX2's (llama-quantize: 122-128 s; 2 threads, Zen 3).
@@ -20,13 +20,15 @@ LANES f32x8 levels8(f32x8 v, float lo, float hi) {   // clampi(round_nearest(v),
     return (v + 12582912.0f) - 12582912.0f;
 }
 
-// fit_affine: x[i], w[i] element i of each lane's sub-block of 32; L[i] receives its levels. Returns the
-// scales, *the_min the mins.
-LANES f32x8 fit_affine8(int nmax, const f32x8 x[32], const f32x8 w[32], f32x8 L[32], f32x8 *the_min,
-                        float rmin, float rdelta, int nstep) {
+LANES f32x8 abs8(f32x8 v) { return (f32x8)((i32x8)v & 0x7fffffff); }
+
+// fit_affine: x[i], w[i] element i of each lane's sub-block of n (32: q4_K/q5_K, 16: q2_K); L[i] receives
+// its levels; mad: absolute instead of squared error (q2_K). Returns the scales, *the_min the mins.
+LANES f32x8 fit_affine8(int n, int nmax, const f32x8 x[32], const f32x8 w[32], f32x8 L[32], f32x8 *the_min,
+                        float rmin, float rdelta, int nstep, bool mad) {
     f32x8 min = x[0], max = x[0];
     f32x8 sum_w = w[0], sum_x = sum_w * x[0];
-    for (int i = 1; i < 32; i++) {
+    for (int i = 1; i < n; i++) {
         min = select8(x[i] < min, x[i], min);
         max = select8(x[i] > max, x[i], max);
         sum_w += w[i];
@@ -39,15 +41,15 @@ LANES f32x8 fit_affine8(int nmax, const f32x8 x[32], const f32x8 w[32], f32x8 L[
     f32x8 iscale = (float)nmax / (max - min);
     f32x8 scale = 1 / iscale;
     f32x8 best_error = {0};
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < n; i++) {
         L[i] = levels8(iscale * (x[i] - min), 0, (float)nmax);
         const f32x8 diff = scale * L[i] + min - x[i];
-        best_error += w[i] * (diff * diff);
+        best_error += w[i] * (mad ? abs8(diff) : diff * diff);
     }
     for (int k = 0; k <= nstep; k++) {
         iscale = (rmin + rdelta * k + nmax) / (max - min);
         f32x8 sum_l = {0}, sum_l2 = {0}, sum_xl = {0}, Laux[32];
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < n; i++) {
             const f32x8 l = Laux[i] = levels8(iscale * (x[i] - min), 0, (float)nmax);   // min: the best fit's so far
             sum_l += w[i] * l;
             sum_l2 += w[i] * l * l;
@@ -60,17 +62,17 @@ LANES f32x8 fit_affine8(int nmax, const f32x8 x[32], const f32x8 w[32], f32x8 L[
         this_min = select8(positive, (f32x8){0}, this_min);
         this_scale = select8(positive, sum_xl / sum_l2, this_scale);
         f32x8 err = {0};
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < n; i++) {
             const f32x8 diff = this_scale * Laux[i] + this_min - x[i];
-            err += w[i] * (diff * diff);
+            err += w[i] * (mad ? abs8(diff) : diff * diff);
         }
         const i32x8 better = (D > 0) & (err < best_error);
-        for (int i = 0; i < 32; i++) L[i] = select8(better, Laux[i], L[i]);
+        for (int i = 0; i < n; i++) L[i] = select8(better, Laux[i], L[i]);
         best_error = select8(better, err, best_error);
         scale = select8(better, this_scale, scale);
         min = select8(better, this_min, min);
     }
-    for (int i = 0; i < 32; i++) L[i] = select8(flat, (f32x8){0}, L[i]);
+    for (int i = 0; i < n; i++) L[i] = select8(flat, (f32x8){0}, L[i]);
     *the_min = -min;
     return scale;
 }
@@ -80,7 +82,7 @@ LANES f32x8 fit_affine8(int nmax, const f32x8 x[32], const f32x8 w[32], f32x8 L[
 LANES f32x8 fit_symmetric8(int nmax, const f32x8 x[16], f32x8 L[16]) {
     f32x8 max = {0}, amax = {0};
     for (int i = 0; i < 16; i++) {
-        const f32x8 ax = (f32x8)((i32x8)x[i] & 0x7fffffff);
+        const f32x8 ax = abs8(x[i]);
         const i32x8 larger = ax > amax;
         amax = select8(larger, ax, amax);
         max = select8(larger, x[i], max);
@@ -129,12 +131,25 @@ void LANES_NAME(bonsai_fit_affine_lanes)(const float *x, int nmax, float rmin, f
     for (int i = 0; i < 32; i++) sum_x2 += xv[i] * xv[i];
     f32x8 av_x;
     for (int j = 0; j < 8; j++) av_x[j] = sqrtf(sum_x2[j] / 32);
-    for (int i = 0; i < 32; i++) wv[i] = av_x + (f32x8)((i32x8)xv[i] & 0x7fffffff);
-    const f32x8 scale = fit_affine8(nmax, xv, wv, Lv, &the_min, rmin, rdelta, nstep);
+    for (int i = 0; i < 32; i++) wv[i] = av_x + abs8(xv[i]);
+    const f32x8 scale = fit_affine8(32, nmax, xv, wv, Lv, &the_min, rmin, rdelta, nstep, false);
     memcpy(scales, &scale, sizeof scale);
     memcpy(mins, &the_min, sizeof the_min);
     for (int i = 0; i < 32; i++)
         for (int j = 0; j < 8; j++) L[32 * j + i] = (uint8_t)Lv[i][j];
+}
+
+// fit_affine with weights |x| and absolute error on 8 sub-blocks of 16 (half a q2_K block: nmax 3, rmin
+// -0.5, rdelta 0.1, nstep 15).
+void LANES_NAME(bonsai_fit_affine16_lanes)(const float *x, float scales[8], float mins[8], uint8_t L[128]) {
+    f32x8 xv[32], wv[32], Lv[32], the_min;
+    to_lanes(x, 16, xv);
+    for (int i = 0; i < 16; i++) wv[i] = abs8(xv[i]);
+    const f32x8 scale = fit_affine8(16, 3, xv, wv, Lv, &the_min, -0.5f, 0.1f, 15, true);
+    memcpy(scales, &scale, sizeof scale);
+    memcpy(mins, &the_min, sizeof the_min);
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 8; j++) L[16 * j + i] = (uint8_t)Lv[i][j];
 }
 
 // fit_symmetric on 8 sub-blocks of 16 (half a q6_K block); L as fit_symmetric leaves it (+ nmax).

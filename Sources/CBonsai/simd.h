@@ -104,6 +104,8 @@ extern bonsai_dequant_fn bonsai_fast_dequant[BONSAI_TYPE_COUNT];
 typedef void (*bonsai_fit_affine_lanes_fn)(const float *x, int nmax, float rmin, float rdelta, int nstep,
                                            float scales[8], float mins[8], uint8_t L[BONSAI_QKK]);
 typedef void (*bonsai_fit_symmetric_lanes_fn)(const float *x, int nmax, float scales[8], int8_t L[128]);
+typedef void (*bonsai_fit_affine16_lanes_fn)(const float *x, float scales[8], float mins[8], uint8_t L[128]);
+void bonsai_fit_affine16_lanes(const float *x, float scales[8], float mins[8], uint8_t L[128]);
 void bonsai_fit_affine_lanes(const float *x, int nmax, float rmin, float rdelta, int nstep, float scales[8],
                              float mins[8], uint8_t L[BONSAI_QKK]);
 void bonsai_fit_symmetric_lanes(const float *x, int nmax, float scales[8], int8_t L[128]);
@@ -111,9 +113,11 @@ void bonsai_fit_symmetric_lanes(const float *x, int nmax, float scales[8], int8_
 void bonsai_fit_affine_lanes_avx2(const float *x, int nmax, float rmin, float rdelta, int nstep, float scales[8],
                                   float mins[8], uint8_t L[BONSAI_QKK]);
 void bonsai_fit_symmetric_lanes_avx2(const float *x, int nmax, float scales[8], int8_t L[128]);
+void bonsai_fit_affine16_lanes_avx2(const float *x, float scales[8], float mins[8], uint8_t L[128]);
 #endif
 extern bonsai_fit_affine_lanes_fn bonsai_fit_affine_lanes_kernel;
 extern bonsai_fit_symmetric_lanes_fn bonsai_fit_symmetric_lanes_kernel;
+extern bonsai_fit_affine16_lanes_fn bonsai_fit_affine16_lanes_kernel;
 
 // f16 and bf16 rows · f32 activations (float_dots.c), and on x86 the rows' conversion to f32.
 #if defined(__x86_64__)

@@ -62,7 +62,7 @@ final class KernelTests: XCTestCase {
 
 }
 
-/// A weight row: a real quantization of random data where we have a quantizer (not q2_K, q3_K), else random
+/// A weight row: a real quantization of random data where we have a quantizer (every type now), else random
 /// blocks with sane scales.
 private func randomRow(_ type: TensorType, _ n: Int, _ rng: inout SplitMix) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: n)!)

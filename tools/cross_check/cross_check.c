@@ -38,8 +38,8 @@ static void check(int ok, const char *what, const char *type, double got, double
     if (failures <= 20) fprintf(stderr, "FAIL %s %s: %.9g vs %.9g (tolerance %.3g)\n", what, type, got, want, tol);
 }
 
-// Random rows of `type`: quantized from uniform data where we have a quantizer; else random bytes whose
-// f16 scale fields are set to a sane value (q2_K, q3_K), as the Swift KernelTests do.
+// Random rows of `type`: quantized from uniform data (every type has a quantizer now); else random bytes
+// whose f16 scale fields are set to a sane value (q2_K's and q3_K's offsets), as the Swift KernelTests do.
 static void random_rows(int type, int64_t rows, int64_t n, uint8_t *dst) {
     const size_t rs = bonsai_row_size(type, n);
     float *x = malloc((size_t)n * sizeof(float));
