@@ -29,15 +29,21 @@ static inline int round_nearest(float v) {
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-// Symmetric fit of n values to integers in [-nmax, nmax-1] (stored + nmax), weights x², trying the
-// scales nmax + 0.1·k for k in -9..9 (ggml's make_qx_quants with rmse_type 1). Returns the scale.
-static float fit_symmetric(int n, int nmax, const float *x, int8_t *L) {
+// The first of the values of largest magnitude, with its sign (the symmetric fits map it to -nmax).
+static float largest_magnitude(int n, const float *x) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++) {
         const float ax = fabsf(x[i]);
         if (ax > amax) { amax = ax; max = x[i]; }
     }
-    if (amax < 1e-15f) {
+    return max;
+}
+
+// Symmetric fit of n values to integers in [-nmax, nmax-1] (stored + nmax), weights x², trying the
+// scales nmax + 0.1·k for k in -9..9 (ggml's make_qx_quants with rmse_type 1). Returns the scale.
+static float fit_symmetric(int n, int nmax, const float *x, int8_t *L) {
+    const float max = largest_magnitude(n, x);
+    if (fabsf(max) < 1e-15f) {   // nothing to scale: levels 0, scale 0
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
@@ -264,12 +270,8 @@ static void quant_q6_K(const float *x, block_q6_K *y, int64_t nb, bool reference
 // scale that maps the largest magnitude to -nmax, then up to 5 passes that move single levels while
 // that raises (Σ w·x·l)² / Σ w·l², weights x² (ggml's make_q3_quants with do_rmse). Returns the scale.
 static float fit_symmetric_refine(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) { amax = ax; max = x[i]; }
-    }
-    if (amax < 1e-15f) {
+    const float max = largest_magnitude(n, x);
+    if (fabsf(max) < 1e-15f) {   // nothing to scale: levels 0, scale 0
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
