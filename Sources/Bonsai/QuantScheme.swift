@@ -3,7 +3,7 @@ import BonsaiFormats
 /// A file type as llama-quantize names it: one weight type, or a per-tensor mix (the K types' _S and _M).
 public enum QuantScheme: String, CaseIterable, Sendable {
     case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q6_K
-    case q3_K_S, q3_K_M, q4_K_S, q4_K_M, q5_K_S, q5_K_M
+    case q3_K_S, q3_K_M, q3_K_L, q4_K_S, q4_K_M, q5_K_S, q5_K_M
 
     /// Any case; q3_K, q4_K and q5_K mean the _M mixes, as in llama-quantize.
     public init?(name: String) {
@@ -28,7 +28,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         case .q5_0: .q5_0
         case .q5_1: .q5_1
         case .q2_K: .q2_K
-        case .q3_K_S, .q3_K_M: .q3_K
+        case .q3_K_S, .q3_K_M, .q3_K_L: .q3_K
         case .q4_K_S, .q4_K_M: .q4_K
         case .q5_K_S, .q5_K_M: .q5_K
         case .q6_K: .q6_K
@@ -39,6 +39,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
     public var fileType: Int {
         switch self {
         case .q3_K_M: 12
+        case .q3_K_L: 13
         case .q4_K_M: 15
         case .q5_K_M: 17
         case .q3_K_S: 11
@@ -55,7 +56,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
     /// llama_model_quantize's output for 8 and 32 layers; q5_K_S and q3_K_S have no such step);
     /// q2_K gives q3_K to attn_v, attn_output and ffn_down in every layer;
     /// q3_K_M gives q4_K to attn_output, attn_v and ffn_down, q5_K to attn_v of layers 0-1 and ffn_down of
-    /// the layers below n/16 (seen at 8, 9 and 32 layers).
+    /// the layers below n/16 (seen at 8, 9 and 32 layers); q3_K_L gives q5_K to all three.
     public func type(forTensor name: String, layer: Int?, layers: Int, isMatrix: Bool) -> TensorType {
         guard isMatrix else { return .f32 }
         let base = baseType
@@ -67,6 +68,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         if self == .q4_K_M || self == .q5_K_M, attnV || ffnDown, QuantScheme.useMoreBits(l, layers) { return .q6_K }
         if self == .q4_K_S, attnV && l < 4 || ffnDown && l < layers / 8 { return .q5_K }
         if self == .q2_K, attnV || ffnDown || name.hasSuffix("attn_output.weight") { return .q3_K }
+        if self == .q3_K_L, attnV || ffnDown || name.hasSuffix("attn_output.weight") { return .q5_K }
         if self == .q3_K_M {
             if attnV { return l < 2 ? .q5_K : .q4_K }
             if ffnDown { return l < layers / 16 ? .q5_K : .q4_K }

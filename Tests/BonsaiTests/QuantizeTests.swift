@@ -100,7 +100,14 @@ final class QuantizeTests: XCTestCase {
         }
         XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "output.weight", layer: nil, layers: 32, isMatrix: true), .q6_K)
         XCTAssertEqual(QuantScheme.q2_K.type(forTensor: "token_embd.weight", layer: nil, layers: 32, isMatrix: true), .q2_K)
-        XCTAssertEqual([QuantScheme.q2_K.fileType, QuantScheme.q3_K_S.fileType, QuantScheme.q3_K_M.fileType], [10, 11, 12])
+        XCTAssertEqual([QuantScheme.q2_K.fileType, QuantScheme.q3_K_S.fileType, QuantScheme.q3_K_M.fileType, QuantScheme.q3_K_L.fileType],
+                       [10, 11, 12, 13])
+        // Q3_K_L (ftype 13) at 8 and 32 layers: attn_v, attn_output and ffn_down q5_K in every layer
+        for l in [0, 7] {
+            let t = { (n: String) in QuantScheme.q3_K_L.type(forTensor: "blk.\(l).\(n).weight", layer: l, layers: 8, isMatrix: true) }
+            XCTAssertEqual([t("attn_v"), t("attn_output"), t("ffn_down"), t("attn_q"), t("attn_k"), t("ffn_up")],
+                           [.q5_K, .q5_K, .q5_K, .q3_K, .q3_K, .q3_K])
+        }
         // Q3_K_M (ftype 12) at 8 and 32 layers: attn_v q5_K in layers 0-1 then q4_K; ffn_down q5_K below
         // n/16 then q4_K; attn_output q4_K; attn_q, attn_k, ffn_up and token_embd q3_K
         for (layers, l, v, down) in [(8, 0, TensorType.q5_K, TensorType.q4_K), (8, 2, .q4_K, .q4_K),
