@@ -38,43 +38,45 @@ public enum QuantScheme: String, CaseIterable, Sendable {
     /// llama.cpp's general.file_type (LLAMA_FTYPE_*).
     public var fileType: Int {
         switch self {
+        case .q3_K_S: 11
         case .q3_K_M: 12
         case .q3_K_L: 13
-        case .q4_K_M: 15
-        case .q5_K_M: 17
-        case .q3_K_S: 11
         case .q4_K_S: 14
+        case .q4_K_M: 15
         case .q5_K_S: 16
+        case .q5_K_M: 17
         default: GGUFExport.fileType(baseType)
         }
     }
 
-    /// The type of one tensor, following llama-quantize for phi2: 1-D tensors stay f32; with a
-    /// quantized scheme the output matrix gets q6_K (q8_0 keeps q8_0); the _M mixes give attn_v and
-    /// ffn_down q6_K in the layers where llama.cpp's use_more_bits(layer, n_layers) holds; q4_K_S gives
-    /// q5_K to attn_v of the first 4 layers and ffn_down of the first n_layers / 8 (seen in
-    /// llama_model_quantize's output for 8 and 32 layers; q5_K_S and q3_K_S have no such step);
-    /// q2_K gives q3_K to attn_v, attn_output and ffn_down in every layer;
-    /// q3_K_M gives q4_K to attn_output, attn_v and ffn_down, q5_K to attn_v of layers 0-1 and ffn_down of
-    /// the layers below n/16 (seen at 8, 9 and 32 layers); q3_K_L gives q5_K to all three.
+    /// The type of one tensor, as llama-quantize chooses it for phi2 (each rule seen in llama_model_quantize's
+    /// output at 8, 9 and 32 layers, with split and fused q/k/v): 1-D tensors stay f32; output.weight is q6_K
+    /// (q8_0 in q8_0 files); a fused attn_qkv follows attn_v's rule. The mixes raise these tensors:
+    ///   q2_K            attn_v, attn_output, ffn_down: q3_K
+    ///   q3_K_M          attn_v: q5_K in layers 0-1, else q4_K; ffn_down: q5_K below n/16, else q4_K;
+    ///                   attn_output: q4_K
+    ///   q3_K_L          attn_v, attn_output, ffn_down: q5_K
+    ///   q4_K_S          attn_v in layers 0-3, ffn_down below n/8: q5_K
+    ///   q4_K_M, q5_K_M  attn_v, ffn_down: q6_K where use_more_bits(layer, n)
     public func type(forTensor name: String, layer: Int?, layers: Int, isMatrix: Bool) -> TensorType {
         guard isMatrix else { return .f32 }
         let base = baseType
         guard base.isQuantized else { return base }
         if name == "output.weight" { return base == .q8_0 ? .q8_0 : .q6_K }
         guard let l = layer else { return base }
-        // a fused attn_qkv (older phi-2 files) takes attn_v's rules, as llama-quantize does today
-        let attnV = name.hasSuffix("attn_v.weight") || name.hasSuffix("attn_qkv.weight"), ffnDown = name.hasSuffix("ffn_down.weight")
-        if self == .q4_K_M || self == .q5_K_M, attnV || ffnDown, QuantScheme.useMoreBits(l, layers) { return .q6_K }
-        if self == .q4_K_S, attnV && l < 4 || ffnDown && l < layers / 8 { return .q5_K }
-        if self == .q2_K, attnV || ffnDown || name.hasSuffix("attn_output.weight") { return .q3_K }
-        if self == .q3_K_L, attnV || ffnDown || name.hasSuffix("attn_output.weight") { return .q5_K }
-        if self == .q3_K_M {
-            if attnV { return l < 2 ? .q5_K : .q4_K }
-            if ffnDown { return l < layers / 16 ? .q5_K : .q4_K }
-            if name.hasSuffix("attn_output.weight") { return .q4_K }
+        let v = name.hasSuffix("attn_v.weight") || name.hasSuffix("attn_qkv.weight")
+        let down = name.hasSuffix("ffn_down.weight"), out = name.hasSuffix("attn_output.weight")
+        switch self {
+        case .q2_K where v || down || out: return .q3_K
+        case .q3_K_M where v: return l < 2 ? .q5_K : .q4_K
+        case .q3_K_M where down: return l < layers / 16 ? .q5_K : .q4_K
+        case .q3_K_M where out: return .q4_K
+        case .q3_K_L where v || down || out: return .q5_K
+        case .q4_K_S where v && l < 4 || down && l < layers / 8: return .q5_K
+        case .q4_K_M where (v || down) && QuantScheme.useMoreBits(l, layers),
+             .q5_K_M where (v || down) && QuantScheme.useMoreBits(l, layers): return .q6_K
+        default: return base
         }
-        return base
     }
 
     /// `t`, or llama-quantize's replacement when a row of `cols` is not a whole number of its blocks
