@@ -337,7 +337,7 @@ KERNEL_ISA static inline __m256i KERNEL(k16_half)(__m256i isum, const __m256i g[
     return isum;
 }
 
-// ---- the types with mins: a block's sums, then the row's step, dot and four-row dot over them
+// ---- the types with mins: a block's exact integer sums (the dots below take their float steps)
 
 // q4_K/q5_K: 8 sub-blocks of 32, 6-bit scales and mins. q5_K's fifth bit comes from qh: bit 2j of qh[l]
 // tops element l of sub-block 2j (the low nibbles), bit 2j+1 that of 2j+1; qh NULL (q4_K) compiles it away.
@@ -388,48 +388,6 @@ KERNEL_ISA static inline void KERNEL(q2_K_sums)(const void *blk, const block_q8_
     *msum = _mm_add_epi32(_mm256_castsi256_si128(mins), _mm256_extracti128_si256(mins, 1));
 }
 
-// A row's step: the block's sums, times d·dy and dmin·dy (f16 at d_off, d_off + 2 in every such type).
-KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(kmin_step)(
-        k_sums *s, const char *blk, size_t block_bytes, size_t d_off,
-        void (*block_sums)(const void *, const block_q8_K *, __m256i *, __m128i *), const block_q8_K *y) {
-    prefetch_block(blk, block_bytes);
-    uint16_t d[2];
-    memcpy(d, blk + d_off, 4);
-    __m256i isum;
-    __m128i msum;
-    block_sums(blk, y, &isum, &msum);
-    s->acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(d[0]) * y->d), _mm256_cvtepi32_ps(isum), s->acc);
-    s->mins = _mm_fmadd_ps(_mm_set1_ps(h2f(d[1]) * y->d), _mm_cvtepi32_ps(msum), s->mins);
-}
-
-KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_kmin)(
-        int64_t n, const void *w, size_t block_bytes, size_t d_off,
-        void (*block_sums)(const void *, const block_q8_K *, __m256i *, __m128i *), const void *a) {
-    const block_q8_K *y = a;
-    k_sums s = {_mm256_setzero_ps(), _mm_setzero_ps()};
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
-        KERNEL(kmin_step)(&s, (const char *)w + i * block_bytes, block_bytes, d_off, block_sums, &y[i]);
-    return k_result(s);
-}
-
-// Four rows, w_stride bytes apart (q2_K; q4_K and q5_K have their own, below). With 16 vector registers
-// the row loop stays rolled (unrolled, q4_K through this loop ran slower on first-generation Zen: 4.2 →
-// 3.7 tokens/s, 1 thread); with 32 (KERNEL_REGS32) the four rows' steps are unrolled and their sums stay
-// in registers (Zen 4: q2_K, q5_K, q6_K, q3_K 7-11% faster).
-KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_kmin)(
-        int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t d_off,
-        void (*block_sums)(const void *, const block_q8_K *, __m256i *, __m128i *), const void *a, float out[4]) {
-    const block_q8_K *y = a;
-    k_sums s[4];
-    for (int r = 0; r < 4; r++) s[r] = (k_sums){_mm256_setzero_ps(), _mm_setzero_ps()};
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++)
-#ifdef KERNEL_REGS32
-#pragma clang loop unroll(full)
-#endif
-        for (int r = 0; r < 4; r++)
-            KERNEL(kmin_step)(&s[r], (const char *)w + (size_t)r * w_stride + i * block_bytes, block_bytes, d_off, block_sums, &y[i]);
-    for (int r = 0; r < 4; r++) out[r] = k_result(s[r]);
-}
 
 // ---- q4_K and q5_K: four rows at once, through 8-byte words
 // Generation reads four rows per step. A row at a time, every 32-element sub-block needs its scale
@@ -586,6 +544,104 @@ KERNEL_ISA static void KERNEL(dot4_q5_K_q8_K)(int64_t n, const void *w, size_t w
     KERNEL(dot4_k4)(n, w, w_stride, sizeof(block_q5_K), (long)offsetof(block_q5_K, qh), a, out);
 }
 
+// ---- q2_K: four rows at once, through 8-byte words, as q4_K
+// Row by row, each 16-element sub-block costs a spread of its scale, a madd and an add (k16_half); with
+// the four rows' 32-byte chunks transposed by 8-byte words, two words make a sub-block of all four rows
+// (row r in quarter r), and one madd by the four rows' scales (K4_ROW_SCALES) scales it. Both dots
+// reduce a row's block to exact integers (Σ sc·Σu·y and Σ m·Σy) and take dot4_k4's float steps, so a
+// row gets the same result from either.
+
+// One row's Σ_s m_s Σ y by pairs of sub-blocks, 8 i32 lanes (the mins are the scales' high nibbles).
+KERNEL_ISA static inline __m256i KERNEL(q2_K_min_pairs)(const block_q2_K *x, __m256i bsums) {
+    const __m128i raw = _mm_loadu_si128((const __m128i *)x->scales);
+    return _mm256_madd_epi16(bsums, _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f))));
+}
+
+KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_k2)(
+        int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    const block_q8_K *y = a;
+    const __m256i three = _mm256_set1_epi8(3);
+    const __m128i low4 = _mm_set1_epi8(0x0f);
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const block_q2_K *b[4];
+        uint32_t dm[4];   // per row: d and dmin (f16)
+        for (int r = 0; r < 4; r++) {
+            b[r] = (const block_q2_K *)((const char *)w + (size_t)r * w_stride) + i;
+            prefetch_block(b[r], sizeof(block_q2_K));
+            memcpy(&dm[r], &b[r]->d, 4);
+        }
+        __m128i sc4[4];   // the scales as bytes 4(s mod 4) + r of sc4[s / 4]
+        {
+            __m128i s[4];
+            for (int r = 0; r < 4; r++) s[r] = _mm_and_si128(_mm_loadu_si128((const __m128i *)b[r]->scales), low4);
+            const __m128i a0 = _mm_unpacklo_epi8(s[0], s[1]), a1 = _mm_unpackhi_epi8(s[0], s[1]);
+            const __m128i c0 = _mm_unpacklo_epi8(s[2], s[3]), c1 = _mm_unpackhi_epi8(s[2], s[3]);
+            sc4[0] = _mm_unpacklo_epi16(a0, c0);
+            sc4[1] = _mm_unpackhi_epi16(a0, c0);
+            sc4[2] = _mm_unpacklo_epi16(a1, c1);
+            sc4[3] = _mm_unpackhi_epi16(a1, c1);
+        }
+        __m256i isum = _mm256_setzero_si256();
+#pragma clang loop unroll(full)
+        for (int h = 0; h < 2; h++) {   // 128 elements: group k is bits 2k, 2k+1 of qs[32h + l]
+            __m256i q[4], v[4];
+            for (int r = 0; r < 4; r++) q[r] = _mm256_loadu_si256((const __m256i *)(b[r]->qs + 32 * h));
+            KERNEL(words4)(q, v);   // v[j]: bytes 8j .. 8j + 7 of each row: elements l = 8j .. of every group
+#pragma clang loop unroll(full)
+            for (int k = 0; k < 4; k++) {   // sub-blocks 8h + 2k (l < 16: words 0, 1) and 8h + 2k + 1 (words 2, 3)
+                __m256i p[2];
+                for (int half = 0; half < 2; half++) {
+                    p[half] = _mm256_setzero_si256();
+                    for (int j = 2 * half; j < 2 * half + 2; j++) {
+                        int64_t y8;
+                        memcpy(&y8, y[i].qs + 128 * h + 32 * k + 8 * j, 8);
+                        const __m256i u = _mm256_and_si256(_mm256_srli_epi16(v[j], 2 * k), three);
+                        p[half] = _mm256_add_epi16(p[half], _mm256_maddubs_epi16(u, _mm256_set1_epi64x(y8)));
+                    }
+                }
+                isum = PAIRS_SCALED(isum, p[0], K4_ROW_SCALES(sc4, 8 * h + 2 * k));
+                isum = PAIRS_SCALED(isum, p[1], K4_ROW_SCALES(sc4, 8 * h + 2 * k + 1));
+            }
+        }
+        // row r's sum is in i32 lanes 2r, 2r + 1, as in dot4_k4
+        const __m256i hs = _mm256_hadd_epi32(isum, isum);
+        const __m128i sums = _mm_unpacklo_epi64(_mm256_castsi256_si128(hs), _mm256_extracti128_si256(hs, 1));
+        __m256i m[4];   // the four rows' min sums by pairs, then summed by row: (r0 r1 r2 r3) in exact i32
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
+        for (int r = 0; r < 4; r++) m[r] = KERNEL(q2_K_min_pairs)(b[r], bs);
+        const __m256i mh = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
+        const __m128i msums = _mm_add_epi32(_mm256_castsi256_si128(mh), _mm256_extracti128_si256(mh, 1));
+        const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dm)), _mm256_set1_ps(y[i].d));
+        const __m128 f0 = _mm256_castps256_ps128(f), f1 = _mm256_extractf128_ps(f, 1);
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(2, 0, 2, 0)), acc);
+        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(msums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(3, 1, 3, 1)), accm);
+    }
+    _mm_storeu_ps(out, _mm_sub_ps(acc, accm));
+}
+
+// One row: q2_K_sums' integer sums reduced exactly, then dot4_k2's float steps.
+KERNEL_ISA static float KERNEL(dot_q2_K_q8_K)(int64_t n, const void *w, const void *a) {
+    const block_q8_K *y = a;
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const block_q2_K *x = (const block_q2_K *)w + i;
+        prefetch_block(x, sizeof(block_q2_K));
+        __m256i isum;
+        __m128i msum;
+        KERNEL(q2_K_sums)(x, &y[i], &isum, &msum);
+        uint32_t dm;
+        memcpy(&dm, &x->d, 4);
+        const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dm)), _mm_set1_ps(y[i].d));   // d·dy, dmin·dy
+        acc = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32(isum)), f, acc);
+        accm = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32_128(msum)), _mm_movehdup_ps(f), accm);
+    }
+    return _mm_cvtss_f32(_mm_sub_ss(acc, accm));
+}
+KERNEL_ISA static void KERNEL(dot4_q2_K_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    KERNEL(dot4_k2)(n, w, w_stride, a, out);
+}
+
 // ---- the types with an offset: a block's sums as one i32 vector, then step, dot and four-row dot
 
 // q3_K: u = the 2 low bits (bits 2k..2k+1 of qs[32h + l]) | 4 · the high bit (bit 4h + k of hmask[l]);
@@ -661,7 +717,8 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_koff)(
     const block_q8_K *y = a;
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t i = 0; i < n / BONSAI_QKK; i++)
-#ifdef KERNEL_REGS32   // as dot4_kmin
+#ifdef KERNEL_REGS32   // with 32 vector registers the four rows' steps unroll and their sums stay in registers
+                       // (Zen 4: q6_K, q3_K 7-11% faster); with 16 the loop stays rolled
 #pragma clang loop unroll(full)
 #endif
         for (int r = 0; r < 4; r++)
@@ -677,7 +734,6 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_koff)(
     KERNEL_ISA static void KERNEL(dot4_##type##_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) { \
         KERNEL(dot4_##family)(n, w, w_stride, sizeof(block_##type), offsetof(block_##type, d), KERNEL(sums), a, out); \
     }
-K_DOTS(q2_K, kmin, q2_K_sums)
 K_DOTS(q3_K, koff, q3_K_sums)
 K_DOTS(q6_K, koff, q6_K_sums)
 

@@ -109,14 +109,4 @@ AVX2 static inline __m256i k4_scales_mins(const uint8_t scales[12]) {
     return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)w));
 }
 
-// A row's running sums for the K types with mins (q2_K, q4_K, q5_K): Σ d·dy·(scaled sums) by lanes, and
-// Σ dmin·dy·(min sums). The one-row and four-row dots share the step and the result, so a row gets the
-// same result from either.
-typedef struct { __m256 acc; __m128 mins; } k_sums;
-
-AVX2 static inline float k_result(k_sums s) {
-    const __m128 m = _mm_add_ps(s.mins, _mm_movehl_ps(s.mins, s.mins));
-    return hsum_ps(s.acc) - _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
-}
-
 #endif

@@ -130,12 +130,12 @@ final class MatmulBatchTests: XCTestCase {
         // (type, rows, cols, input): inputs 0 and 1 have 2560 columns, input 2 has 768, input 3 2592 (81
         // blocks: the last group of 8 of q4_0, q5_0, q4_1 is partial). Types with a 4-row dot read four rows a quarter of the
         // matrix apart: 64·k rows make only whole quarters; 300, 200, 132, 130 and 68 leave rows that go one at a time.
-        // q3_K and q2_K have no quantizer: random blocks. f16 and bf16 have 4-row dots in f32 (float_dots.c).
+        // f16 and bf16 have 4-row dots in f32 (float_dots.c).
         let shapes: [(TensorType, Int, Int, Int)] = [(.q4_0, 300, 2560, 0), (.q8_0, 130, 2560, 0), (.q4_K, 200, 768, 2),
                                                       (.q4_0, 23, 2560, 1), (.f32, 5, 2560, 1), (.q6_K, 1, 2560, 0),
                                                       (.q8_0, 0, 2560, 1),   // a job with no rows
                                                       (.q6_K, 64, 768, 2), (.q5_K, 128, 768, 2), (.q4_0, 128, 2592, 3),
-                                                      (.q8_0, 192, 2560, 1), (.q3_K, 68, 768, 2), (.q2_K, 6, 2560, 0),
+                                                      (.q8_0, 192, 2560, 1), (.q3_K, 68, 768, 2), (.q2_K, 6, 2560, 0), (.q2_K, 200, 768, 2),
                                                       (.f16, 64, 2592, 3), (.bf16, 132, 768, 2),
                                                       (.q5_0, 64, 2592, 3), (.q4_1, 128, 2592, 3), (.q5_1, 68, 2560, 1)]
         let inputCols = [2560, 2560, 768, 2592]
