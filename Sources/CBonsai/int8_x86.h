@@ -500,11 +500,7 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_k4)(
         const __m256i m23 = _mm256_madd_epi16(_mm256_unpackhi_epi8(w23, _mm256_setzero_si256()), pairs);
         const __m256i mh = _mm256_hadd_epi32(_mm256_hadd_epi32(m01, m23), _mm256_setzero_si256());   // (r0 r2 . . | r1 r3 . .)
         const __m128i msums = _mm_unpacklo_epi32(_mm256_castsi256_si128(mh), _mm256_extracti128_si256(mh, 1));
-        // (d0 dmin0 d1 dmin1 | d2 dmin2 d3 dmin3) · dy, then d·dy and dmin·dy of the four rows
-        const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dm)), _mm256_set1_ps(y[i].d));
-        const __m128 f0 = _mm256_castps256_ps128(f), f1 = _mm256_extractf128_ps(f, 1);
-        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(2, 0, 2, 0)), acc);
-        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(msums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(3, 1, 3, 1)), accm);
+        kmin_accumulate4(dm, y[i].d, sums, msums, &acc, &accm);
     }
     _mm_storeu_ps(out, _mm_sub_ps(acc, accm));
 }
@@ -524,9 +520,7 @@ KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_k4)(
                          qh_off >= 0 ? (const uint8_t *)blk + qh_off : NULL, &y[i], &isum, &msum);
         uint32_t dm;
         memcpy(&dm, blk, 4);
-        const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dm)), _mm_set1_ps(y[i].d));   // d·dy, dmin·dy
-        acc = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32(isum)), f, acc);
-        accm = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32_128(msum)), _mm_movehdup_ps(f), accm);
+        kmin_accumulate(dm, y[i].d, hsum_epi32(isum), hsum_epi32_128(msum), &acc, &accm);
     }
     return _mm_cvtss_f32(_mm_sub_ss(acc, accm));
 }
@@ -612,10 +606,7 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_k2)(
         for (int r = 0; r < 4; r++) m[r] = KERNEL(q2_K_min_pairs)(b[r], bs);
         const __m256i mh = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
         const __m128i msums = _mm_add_epi32(_mm256_castsi256_si128(mh), _mm256_extracti128_si256(mh, 1));
-        const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dm)), _mm256_set1_ps(y[i].d));
-        const __m128 f0 = _mm256_castps256_ps128(f), f1 = _mm256_extractf128_ps(f, 1);
-        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(2, 0, 2, 0)), acc);
-        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(msums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(3, 1, 3, 1)), accm);
+        kmin_accumulate4(dm, y[i].d, sums, msums, &acc, &accm);
     }
     _mm_storeu_ps(out, _mm_sub_ps(acc, accm));
 }
@@ -632,9 +623,7 @@ KERNEL_ISA static float KERNEL(dot_q2_K_q8_K)(int64_t n, const void *w, const vo
         KERNEL(q2_K_sums)(x, &y[i], &isum, &msum);
         uint32_t dm;
         memcpy(&dm, &x->d, 4);
-        const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dm)), _mm_set1_ps(y[i].d));   // d·dy, dmin·dy
-        acc = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32(isum)), f, acc);
-        accm = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), hsum_epi32_128(msum)), _mm_movehdup_ps(f), accm);
+        kmin_accumulate(dm, y[i].d, hsum_epi32(isum), hsum_epi32_128(msum), &acc, &accm);
     }
     return _mm_cvtss_f32(_mm_sub_ss(acc, accm));
 }

@@ -109,4 +109,22 @@ AVX2 static inline __m256i k4_scales_mins(const uint8_t scales[12]) {
     return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)w));
 }
 
+// The K types with mins, per block: a row's exact sums (Σ sc·Σu·y, Σ m·Σy) times d·dy and dmin·dy (dm: the
+// block's f16 d and dmin), added to its running sums; the dot is acc − accm. The four-row form does the
+// same per lane, so a row gets the same result from the one-row and the four-row dots.
+AVX2 static inline void kmin_accumulate(uint32_t dm, float dy, int sum, int msum, __m128 *acc, __m128 *accm) {
+    const __m128 f = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dm)), _mm_set1_ps(dy));   // d·dy, dmin·dy
+    *acc = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), sum), f, *acc);
+    *accm = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), msum), _mm_movehdup_ps(f), *accm);
+}
+
+AVX2 static inline void kmin_accumulate4(const uint32_t dm[4], float dy, __m128i sums, __m128i msums, __m128 *acc,
+                                         __m128 *accm) {
+    // (d0 dmin0 d1 dmin1 | d2 dmin2 d3 dmin3) · dy, then d·dy and dmin·dy of the four rows
+    const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dm)), _mm256_set1_ps(dy));
+    const __m128 f0 = _mm256_castps256_ps128(f), f1 = _mm256_extractf128_ps(f, 1);
+    *acc = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(2, 0, 2, 0)), *acc);
+    *accm = _mm_fmadd_ps(_mm_cvtepi32_ps(msums), _mm_shuffle_ps(f0, f1, _MM_SHUFFLE(3, 1, 3, 1)), *accm);
+}
+
 #endif
