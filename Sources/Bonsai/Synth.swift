@@ -42,8 +42,7 @@ public enum Synth {
     }
 
     /// Uniform values of the given mean and standard deviation, quantized with our quantizers (rows in
-    /// parallel); types without a quantizer get random blocks whose scales give values of about that size
-    /// (speed does not depend on the values).
+    /// parallel; every type a scheme names has one).
     static func randomTensor(type: TensorType, ne: [Int], std: Float, mean: Float, seed: UInt64,
                              to sink: AtomicFileWriter) throws {
         var rng = SplitMix64(seed: seed)
@@ -56,18 +55,10 @@ public enum Synth {
         var r = 0
         while r < rows {
             let n = min(chunk, rows - r)
-            if type.canQuantize {
-                for i in 0 ..< n * cols { dense[i] = mean + half * (Float(rng.next() >> 40) / Float(1 << 23) - 1) }
-                guard bonsai_convert_rows(Int32(TensorType.f32.rawValue), dense, cols * 4, Int32(type.rawValue), &out,
-                                          Int64(n), Int64(cols)) else {
-                    throw ModelError.invalidOption("cannot write \(type)")
-                }
-            } else {
-                for i in stride(from: 0, to: n * rowBytes, by: 8) {
-                    var v = rng.next()
-                    for k in 0 ..< min(8, n * rowBytes - i) { out[i + k] = UInt8(truncatingIfNeeded: v); v >>= 8 }
-                }
-                type.setBlockScales(&out, to: std / 16)
+            for i in 0 ..< n * cols { dense[i] = mean + half * (Float(rng.next() >> 40) / Float(1 << 23) - 1) }
+            guard bonsai_convert_rows(Int32(TensorType.f32.rawValue), dense, cols * 4, Int32(type.rawValue), &out,
+                                      Int64(n), Int64(cols)) else {
+                throw ModelError.invalidOption("cannot write \(type)")
             }
             try out.withUnsafeBytes { try sink.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< n * rowBytes])) }
             r += n

@@ -62,14 +62,11 @@ final class KernelTests: XCTestCase {
 
 }
 
-/// A weight row: a real quantization of random data where we have a quantizer (every type now), else random
-/// blocks with sane scales.
+/// A weight row: a real quantization of random data (every type has a quantizer).
 private func randomRow(_ type: TensorType, _ n: Int, _ rng: inout SplitMix) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: type.byteCount(elements: n)!)
     let dense = (0 ..< n).map { _ in Float.random(in: -1 ... 1, using: &rng) }
-    if bonsai_quantize_row(Int32(type.rawValue), dense, &bytes, Int64(n)) { return bytes }
-    for i in bytes.indices { bytes[i] = UInt8.random(in: 0 ... 255, using: &rng) }
-    type.setBlockScales(&bytes, to: 0.02)
+    precondition(bonsai_quantize_row(Int32(type.rawValue), dense, &bytes, Int64(n)), "no quantizer for \(type)")
     return bytes
 }
 
