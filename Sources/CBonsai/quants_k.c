@@ -236,10 +236,8 @@ static void quant_q6_K(const float *x, block_q6_K *y, int64_t nb, bool reference
             for (int s = 0; s < 16; s++) scales[s] = fit_symmetric(16, 32, x + 16 * s, L + 16 * s);
         else
             for (int g = 0; g < 2; g++) bonsai_fit_symmetric_lanes_kernel(x + 128 * g, 32, scales + 8 * g, L + 128 * g);
-        float max_scale = 0, max_abs_scale = 0;
-        for (int s = 0; s < 16; s++)
-            if (fabsf(scales[s]) > max_abs_scale) { max_abs_scale = fabsf(scales[s]); max_scale = scales[s]; }
-        if (max_abs_scale < 1e-15f) {
+        const float max_scale = largest_magnitude(16, scales);
+        if (fabsf(max_scale) < 1e-15f) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
         }
@@ -323,14 +321,13 @@ static void quant_q2_K(const float *x, block_q2_K *y, int64_t nb, bool reference
     uint8_t L[BONSAI_QKK];
     float scales[16], mins[16], weights[16];
     for (int64_t i = 0; i < nb; i++, x += BONSAI_QKK) {
-        for (int j = 0; j < 16; j++) {
-            if (!reference) {   // the same search in lanes, 8 sub-blocks at a time
-                if (j % 8 == 0) bonsai_fit_affine16_lanes_kernel(x + 16 * j, scales + j, mins + j, L + 16 * j);
-                continue;
+        if (reference)
+            for (int j = 0; j < 16; j++) {
+                for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
+                scales[j] = fit_affine(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
             }
-            for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
-            scales[j] = fit_affine(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], -0.5f, 0.1f, 15, true);
-        }
+        else   // the same search in lanes, 8 sub-blocks at a time
+            for (int g = 0; g < 2; g++) bonsai_fit_affine16_lanes_kernel(x + 128 * g, scales + 8 * g, mins + 8 * g, L + 128 * g);
         float max_scale = 0, max_min = 0;
         for (int j = 0; j < 16; j++) {
             if (scales[j] > max_scale) max_scale = scales[j];
@@ -368,11 +365,8 @@ static void quant_q3_K(const float *x, block_q3_K *y, int64_t nb) {
     int8_t L[BONSAI_QKK];
     float scales[16];
     for (int64_t i = 0; i < nb; i++, x += BONSAI_QKK) {
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < 16; j++) {
-            scales[j] = fit_symmetric_refine(16, 4, x + 16 * j, L + 16 * j);
-            if (fabsf(scales[j]) > amax) { amax = fabsf(scales[j]); max_scale = scales[j]; }
-        }
+        for (int j = 0; j < 16; j++) scales[j] = fit_symmetric_refine(16, 4, x + 16 * j, L + 16 * j);
+        const float max_scale = largest_magnitude(16, scales);
         memset(y[i].scales, 0, sizeof y[i].scales);
         if (max_scale) {
             const float iscale = -32.f / max_scale;
