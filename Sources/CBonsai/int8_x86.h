@@ -490,9 +490,7 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_k4)(
             isum = PAIRS_SCALED(isum, plo, K4_ROW_SCALES(sc4, 2 * j));
             isum = PAIRS_SCALED(isum, phi, K4_ROW_SCALES(sc4, 2 * j + 1));
         }
-        // Row r's sum is in i32 lanes 2r, 2r + 1; its min sum Σ_s m_s (bsums[2s] + bsums[2s+1]) as k4_block
-        const __m256i h = _mm256_hadd_epi32(isum, isum);   // (r0 r1 r0 r1 | r2 r3 r2 r3)
-        const __m128i sums = _mm_unpacklo_epi64(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        // Row r's min sum Σ_s m_s (bsums[2s] + bsums[2s+1]), as k4_block
         const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
         const __m256i pairs = _mm256_broadcastsi128_si256(_mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1)));
         // each half's mins (its bytes 8-15) as i16 times the pairs: rows 0 | 1 and 2 | 3, then summed by row
@@ -500,7 +498,7 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_k4)(
         const __m256i m23 = _mm256_madd_epi16(_mm256_unpackhi_epi8(w23, _mm256_setzero_si256()), pairs);
         const __m256i mh = _mm256_hadd_epi32(_mm256_hadd_epi32(m01, m23), _mm256_setzero_si256());   // (r0 r2 . . | r1 r3 . .)
         const __m128i msums = _mm_unpacklo_epi32(_mm256_castsi256_si128(mh), _mm256_extracti128_si256(mh, 1));
-        kmin_accumulate4(dm, y[i].d, sums, msums, &acc, &accm);
+        kmin_accumulate4(dm, y[i].d, isum, msums, &acc, &accm);
     }
     _mm_storeu_ps(out, _mm_sub_ps(acc, accm));
 }
@@ -598,15 +596,12 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_k2)(
                 isum = PAIRS_SCALED(isum, p[1], K4_ROW_SCALES(sc4, 8 * h + 2 * k + 1));
             }
         }
-        // row r's sum is in i32 lanes 2r, 2r + 1, as in dot4_k4
-        const __m256i hs = _mm256_hadd_epi32(isum, isum);
-        const __m128i sums = _mm_unpacklo_epi64(_mm256_castsi256_si128(hs), _mm256_extracti128_si256(hs, 1));
         __m256i m[4];   // the four rows' min sums by pairs, then summed by row: (r0 r1 r2 r3) in exact i32
         const __m256i bs = _mm256_loadu_si256((const __m256i *)y[i].bsums);
         for (int r = 0; r < 4; r++) m[r] = KERNEL(q2_K_min_pairs)(b[r], bs);
         const __m256i mh = _mm256_hadd_epi32(_mm256_hadd_epi32(m[0], m[1]), _mm256_hadd_epi32(m[2], m[3]));
         const __m128i msums = _mm_add_epi32(_mm256_castsi256_si128(mh), _mm256_extracti128_si256(mh, 1));
-        kmin_accumulate4(dm, y[i].d, sums, msums, &acc, &accm);
+        kmin_accumulate4(dm, y[i].d, isum, msums, &acc, &accm);
     }
     _mm_storeu_ps(out, _mm_sub_ps(acc, accm));
 }

@@ -118,8 +118,12 @@ AVX2 static inline void kmin_accumulate(uint32_t dm, float dy, int sum, int msum
     *accm = _mm_fmadd_ss(_mm_cvtsi32_ss(_mm_setzero_ps(), msum), _mm_movehdup_ps(f), *accm);
 }
 
-AVX2 static inline void kmin_accumulate4(const uint32_t dm[4], float dy, __m128i sums, __m128i msums, __m128 *acc,
+// isum: row r's scaled sums in i32 lanes 2r, 2r + 1 (as the four-row dots' madds leave them); msums: the
+// four rows' min sums.
+AVX2 static inline void kmin_accumulate4(const uint32_t dm[4], float dy, __m256i isum, __m128i msums, __m128 *acc,
                                          __m128 *accm) {
+    const __m256i h = _mm256_hadd_epi32(isum, isum);   // (r0 r1 r0 r1 | r2 r3 r2 r3)
+    const __m128i sums = _mm_unpacklo_epi64(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
     // (d0 dmin0 d1 dmin1 | d2 dmin2 d3 dmin3) · dy, then d·dy and dmin·dy of the four rows
     const __m256 f = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dm)), _mm256_set1_ps(dy));
     const __m128 f0 = _mm256_castps256_ps128(f), f1 = _mm256_extractf128_ps(f, 1);
