@@ -1,7 +1,7 @@
 import BonsaiFormats
 
 /// Errors of the runtime, phrased for the person at the terminal.
-public enum ModelError: Error, CustomStringConvertible {
+public enum ModelError: OneLineError {
     case wrongArchitecture(path: String, found: String)
     case missingTensor(path: String, name: String)
     case badTensor(path: String, name: String, reason: String)
@@ -9,10 +9,7 @@ public enum ModelError: Error, CustomStringConvertible {
     case contextFull(nCtx: Int)
     case invalidOption(String)
 
-    /// One line, whatever a file put into the names and reasons it quotes (FormatError.oneLine).
-    public var description: String { FormatError.oneLine(message) }
-
-    private var message: String {
+    public var message: String {
         switch self {
         case let .wrongArchitecture(path, found):
             return "\(path): architecture is \(found), but Bonsai runs phi2 (PHI-2) models only"

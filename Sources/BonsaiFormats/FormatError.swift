@@ -1,6 +1,17 @@
 /// What went wrong reading or writing a model file. Every case names the file, so a one-line
 /// message is enough for the user to act on.
-public enum FormatError: Error, CustomStringConvertible, Equatable {
+/// An error whose description is one short line (FormatError.oneLine of its message), whatever a file put
+/// into the names and reasons it quotes. Bonsai's error types all are.
+public protocol OneLineError: Error, CustomStringConvertible {
+    /// The text before it is made one line.
+    var message: String { get }
+}
+
+extension OneLineError {
+    public var description: String { FormatError.oneLine(message) }
+}
+
+public enum FormatError: OneLineError, Equatable {
     /// The file could not be opened, mapped or written.
     case io(path: String, reason: String)
     /// The bytes do not form a valid file of the expected kind (truncated, bad magic, absurd sizes...).
@@ -8,11 +19,11 @@ public enum FormatError: Error, CustomStringConvertible, Equatable {
     /// A valid file that asks for something Bonsai does not do (a tensor type, an architecture...).
     case unsupported(path: String, reason: String)
 
-    public var description: String {
+    public var message: String {
         switch self {
-        case let .io(path, reason): return FormatError.oneLine("\(path): \(reason)")
-        case let .malformed(path, reason): return FormatError.oneLine("\(path): malformed file: \(reason)")
-        case let .unsupported(path, reason): return FormatError.oneLine("\(path): unsupported: \(reason)")
+        case let .io(path, reason): return "\(path): \(reason)"
+        case let .malformed(path, reason): return "\(path): malformed file: \(reason)"
+        case let .unsupported(path, reason): return "\(path): unsupported: \(reason)"
         }
     }
 

@@ -1,14 +1,11 @@
 import BonsaiFormats
 import Foundation
 
-public enum TokenizerError: Error, CustomStringConvertible {
+public enum TokenizerError: OneLineError {
     case missing(path: String, what: String)
     case unsupported(path: String, what: String)
 
-    /// One line, whatever a file put into the names and reasons it quotes (FormatError.oneLine).
-    public var description: String { FormatError.oneLine(message) }
-
-    private var message: String {
+    public var message: String {
         switch self {
         case let .missing(path, what): return "\(path): \(what)"
         case let .unsupported(path, what): return "\(path): unsupported tokenizer: \(what)"

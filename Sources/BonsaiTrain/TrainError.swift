@@ -1,7 +1,7 @@
 import BonsaiFormats
 
 /// Errors of the trainer, each naming what to fix.
-public enum TrainError: Error, CustomStringConvertible {
+public enum TrainError: OneLineError {
     case data(file: String, line: Int, reason: String)
     case noData(String)
     case option(String)
@@ -9,10 +9,7 @@ public enum TrainError: Error, CustomStringConvertible {
     case checkpoint(String)
     case interrupted
 
-    /// One line, whatever a file put into the names and reasons it quotes (FormatError.oneLine).
-    public var description: String { FormatError.oneLine(message) }
-
-    private var message: String {
+    public var message: String {
         switch self {
         case let .data(file, line, reason): return "\(file):\(line): \(reason)"
         case let .noData(s): return s
