@@ -17,10 +17,9 @@ struct QuantizeCommand: ParsableCommand {
         Types, as llama-quantize names them (any case): f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_K, \
         and the per-tensor mixes q2_K, q3_K_S, q3_K_M, q3_K_L, q4_K_S, q4_K_M, q5_K_S, q5_K_M (q3_K, q4_K and q5_K \
         mean the _M ones). Each is byte for byte what llama-quantize writes from the same f16 file. Rows \
-        that are not whole \
-        blocks of the type take llama-quantize's replacement (q4_K → q5_0, q5_K → q5_1, q6_K → q8_0, \
-        else f16). A quantized GGUF input is dequantized first, as llama-quantize --allow-requantize \
-        does.
+        that are not whole blocks of the type take llama-quantize's replacement (q4_K → q5_0, q5_K → q5_1, \
+        q6_K → q8_0, else f16). A quantized GGUF input is dequantized first, as llama-quantize \
+        --allow-requantize does.
         """)
 
     @Argument(help: "A Hugging Face folder or a GGUF file.") var input: String

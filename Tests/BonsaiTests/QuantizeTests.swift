@@ -42,8 +42,9 @@ final class QuantizeTests: XCTestCase {
         XCTAssertEqual(SHA256.hex(of: Data("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
-    /// The 2-3 bit files from the HF repo: every tensor in the type llama-quantize's mix gives it, and the
-    /// model loads and runs from them. (The q2_K/q3_K bytes are QuantVectorTests', the mixes the tests below.)
+    /// The 2-3 bit files from the HF repo: Quantize.run gives every tensor the type the scheme's rules give
+    /// it (the rules themselves are held to llama-quantize by the tests below, the q2_K/q3_K bytes by
+    /// QuantVectorTests), and the model loads and runs from them.
     func testQ2KAndQ3KMFilesFromHF() throws {
         for scheme in [QuantScheme.q2_K, .q3_K_M] {
             let out = Fixtures.temporaryPath("quantize-\(scheme).gguf")
