@@ -1,8 +1,9 @@
-"""Writes Tests/CBonsaiTests/Vectors/quant_k23_vectors.safetensors: 64 rows of 256 f16 values of kinds that
+"""Writes Tests/CBonsaiTests/Vectors/quant_vectors.safetensors: 64 rows of 256 f16 values of kinds that
 stress a quantizer's search (zeros, constants, one sign, tiny, outliers, heavy tails, half zeros, integers,
-plain normal) and the q2_K and q3_K bytes llama.cpp makes of them (llama_model_quantize, ftypes Q2_K and
-Q3_K_S, without an importance matrix: ggml's quantize_row_q2_K_ref / q3_K_ref). The rows go through a
-one-layer `bonsai synth` phi2 f16 file, as blk.0.attn_q.weight, which both types leave in q2_K / q3_K.
+plain normal) and the q2_K, q3_K, iq4_nl and iq4_xs bytes llama.cpp makes of them (llama_model_quantize,
+ftypes Q2_K, Q3_K_S, IQ4_NL and IQ4_XS, without an importance matrix: ggml's quantize_row_q2_K_ref /
+q3_K_ref, quantize_iq4_nl / iq4_xs). The rows go through a one-layer `bonsai synth` phi2 f16 file, as
+blk.0.attn_q.weight, which every one of these ftypes leaves in its base type.
 
     benchmarks/.venv/bin/python tools/make_quant_vectors.py [--bonsai .build/release/bonsai]
 """
@@ -36,7 +37,8 @@ with tempfile.TemporaryDirectory() as tmp:
     t.data.flush() if hasattr(t.data, "flush") else None
     del r
     out = {"input": rows}
-    for name, ftype in [("q2_K", llama_cpp.LLAMA_FTYPE_MOSTLY_Q2_K), ("q3_K", llama_cpp.LLAMA_FTYPE_MOSTLY_Q3_K_S)]:
+    for name, ftype in [("q2_K", llama_cpp.LLAMA_FTYPE_MOSTLY_Q2_K), ("q3_K", llama_cpp.LLAMA_FTYPE_MOSTLY_Q3_K_S),
+                        ("iq4_nl", llama_cpp.LLAMA_FTYPE_MOSTLY_IQ4_NL), ("iq4_xs", llama_cpp.LLAMA_FTYPE_MOSTLY_IQ4_XS)]:
         dst = os.path.join(tmp, f"{name}.gguf")
         p = llama_cpp.llama_model_quantize_default_params()
         p.ftype, p.nthread = ftype, 1
@@ -44,5 +46,5 @@ with tempfile.TemporaryDirectory() as tmp:
         q = next(t for t in gguf.GGUFReader(dst).tensors if t.name == NAME)
         assert q.tensor_type.name == name.upper(), q.tensor_type.name
         out[f"{name}.bytes"] = np.ascontiguousarray(np.asarray(q.data).reshape(COLS, -1)[:ROWS])
-save_file(out, "Tests/CBonsaiTests/Vectors/quant_k23_vectors.safetensors")
+save_file(out, "Tests/CBonsaiTests/Vectors/quant_vectors.safetensors")
 print("wrote", {k: v.shape for k, v in out.items()})

@@ -8,7 +8,7 @@ public enum GGUFExport {
     /// llama.cpp's general.file_type for a file whose weights are mostly `type`.
     public static func fileType(_ type: TensorType) -> Int {
         [TensorType.f32: 0, .f16: 1, .q4_0: 2, .q4_1: 3, .q8_0: 7, .q5_0: 8, .q5_1: 9, .q2_K: 10,
-         .q4_K: 15, .q5_K: 17, .q6_K: 18, .bf16: 32][type] ?? 0
+         .q4_K: 15, .q5_K: 17, .q6_K: 18, .iq4_nl: 25, .iq4_xs: 30, .bf16: 32][type] ?? 0
     }
 
     /// Architecture and tokenizer metadata of a phi2 GGUF.

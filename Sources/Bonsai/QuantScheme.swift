@@ -2,7 +2,7 @@ import BonsaiFormats
 
 /// A file type as llama-quantize names it: one weight type, or a per-tensor mix (the K types' _S and _M).
 public enum QuantScheme: String, CaseIterable, Sendable {
-    case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q6_K
+    case f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q6_K, iq4_nl, iq4_xs
     case q3_K_S, q3_K_M, q3_K_L, q4_K_S, q4_K_M, q5_K_S, q5_K_M
 
     /// Any case; q3_K, q4_K and q5_K mean the _M mixes, as in llama-quantize.
@@ -32,6 +32,8 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         case .q4_K_S, .q4_K_M: .q4_K
         case .q5_K_S, .q5_K_M: .q5_K
         case .q6_K: .q6_K
+        case .iq4_nl: .iq4_nl
+        case .iq4_xs: .iq4_xs
         }
     }
 
@@ -58,6 +60,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
     ///   q3_K_L          attn_v, attn_output, ffn_down: q5_K
     ///   q4_K_S          attn_v in layers 0-3, ffn_down below n/8: q5_K
     ///   q4_K_M, q5_K_M  attn_v, ffn_down: q6_K where use_more_bits(layer, n)
+    ///   iq4_nl, iq4_xs  ffn_down below n/8: q5_K (llama-quantize's rule without an importance matrix)
     public func type(forTensor name: String, layer: Int?, layers: Int, isMatrix: Bool) -> TensorType {
         guard isMatrix else { return .f32 }
         let base = baseType
@@ -75,12 +78,13 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         case .q4_K_S where v && l < 4 || down && l < layers / 8: return .q5_K
         case .q4_K_M where (v || down) && QuantScheme.useMoreBits(l, layers),
              .q5_K_M where (v || down) && QuantScheme.useMoreBits(l, layers): return .q6_K
+        case .iq4_nl where down && l < layers / 8, .iq4_xs where down && l < layers / 8: return .q5_K
         default: return base
         }
     }
 
     /// `t`, or llama-quantize's replacement when a row of `cols` is not a whole number of its blocks
-    /// (the K types' 256): a 32-block type of about the same size, else f16.
+    /// (the K types' and iq4_xs's 256): a 32-block type of about the same size, else f16.
     public static func fitting(_ t: TensorType, cols: Int) -> TensorType {
         guard t.isQuantized, cols % t.blockSize != 0 else { return t }
         let replacement: TensorType = switch t {
@@ -88,6 +92,7 @@ public enum QuantScheme: String, CaseIterable, Sendable {
         case .q5_K: .q5_1
         case .q6_K: .q8_0
         case .q2_K, .q3_K: .q4_0
+        case .iq4_xs: .iq4_nl
         default: t
         }
         return cols % replacement.blockSize == 0 ? replacement : .f16

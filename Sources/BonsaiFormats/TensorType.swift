@@ -18,6 +18,8 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     public static let q4_K = TensorType(rawValue: 12)
     public static let q5_K = TensorType(rawValue: 13)
     public static let q6_K = TensorType(rawValue: 14)
+    public static let iq4_nl = TensorType(rawValue: 20)
+    public static let iq4_xs = TensorType(rawValue: 23)
     public static let bf16 = TensorType(rawValue: 30)
 
     /// nil for ids C does not know, including ids past Int32 (a damaged file's type field can hold any u32).
@@ -33,7 +35,7 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     /// Byte offsets of the f16 scale fields (d, and m / dmin where the type has one) inside one block.
     public var f16ScaleOffsets: [Int] {
         [TensorType.q4_0: [0], .q4_1: [0, 2], .q5_0: [0], .q5_1: [0, 2], .q8_0: [0], .q2_K: [80, 82],
-         .q3_K: [108], .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208]][self] ?? []
+         .q3_K: [108], .q4_K: [0, 2], .q5_K: [0, 2], .q6_K: [208], .iq4_nl: [0], .iq4_xs: [0]][self] ?? []
     }
 
     /// Sets every block's f16 scale fields in `bytes` (whole blocks) to `scale`, so that random bytes
@@ -56,7 +58,7 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
         return bonsai_quantize_row(Int32(rawValue), &x, &out, Int64(x.count))
     }
 
-    /// ggml's name ("q4_0", "q6_K", "f16"), or "type N" for an id we do not know (IQ types...).
+    /// ggml's name ("q4_0", "q6_K", "f16"), or ggml's name of a type we cannot run (most IQ types), or "id N".
     public var description: String {
         if let t = traits { return String(cString: t.name) }
         let iq: [Int: String] = [16: "iq2_xxs", 17: "iq2_xs", 18: "iq3_xxs", 19: "iq1_s", 20: "iq4_nl",

@@ -8,6 +8,7 @@
 
 #include "bonsai.h"
 #include "kscales.h"
+#include "iq4.h"
 #include "half.h"
 #include <math.h>
 #include <string.h>
@@ -467,6 +468,8 @@ static const type_entry TYPES[BONSAI_TYPE_COUNT] = {
     [BONSAI_TYPE_Q5_K] = {{"q5_K", BONSAI_QKK, sizeof(block_q5_K),   true, Q8_K}, dequant_q5_K, quant_q5_K},
     [BONSAI_TYPE_Q6_K] = {{"q6_K", BONSAI_QKK, sizeof(block_q6_K),   true, Q8_K}, dequant_q6_K, quant_q6_K},
     [BONSAI_TYPE_Q8_K] = {{"q8_K", BONSAI_QKK, sizeof(block_q8_K),   false, -1},  dequant_q8_K, quant_q8_K},
+    [BONSAI_TYPE_IQ4_NL] = {{"iq4_nl", BONSAI_QK, sizeof(block_iq4_nl), true, -1}, bonsai_dequant_iq4_nl, bonsai_quant_iq4_nl},
+    [BONSAI_TYPE_IQ4_XS] = {{"iq4_xs", BONSAI_QKK, sizeof(block_iq4_xs), true, -1}, bonsai_dequant_iq4_xs, bonsai_quant_iq4_xs},
     [BONSAI_TYPE_I8]   = {{"i8",   1,          1,                    false, -1},  NULL,         NULL},
     [BONSAI_TYPE_I16]  = {{"i16",  1,          2,                    false, -1},  NULL,         NULL},
     [BONSAI_TYPE_I32]  = {{"i32",  1,          4,                    false, -1},  NULL,         NULL},
@@ -485,6 +488,8 @@ _Static_assert(sizeof(block_q4_K) == 144, "q4_K block");
 _Static_assert(sizeof(block_q5_K) == 176, "q5_K block");
 _Static_assert(sizeof(block_q6_K) == 210, "q6_K block");
 _Static_assert(sizeof(block_q8_K) == 292, "q8_K block");
+_Static_assert(sizeof(block_iq4_nl) == 18, "iq4_nl block");
+_Static_assert(sizeof(block_iq4_xs) == 136, "iq4_xs block");
 
 const bonsai_type_traits *bonsai_type_info(int type) {
     if (type < 0 || type >= BONSAI_TYPE_COUNT || TYPES[type].traits.block_size == 0) return NULL;

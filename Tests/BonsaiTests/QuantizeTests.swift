@@ -137,6 +137,7 @@ final class QuantizeTests: XCTestCase {
         XCTAssertEqual(QuantScheme(name: "q3_K"), .q3_K_M)
         XCTAssertEqual(QuantScheme(name: "q4_K_S"), .q4_K_S)
         XCTAssertEqual(QuantScheme(name: "Q8_0"), .q8_0)
-        XCTAssertNil(QuantScheme(name: "iq4_xs"))
+        XCTAssertEqual(QuantScheme(name: "IQ4_XS"), .iq4_xs)
+        XCTAssertNil(QuantScheme(name: "iq2_xxs"))
     }
 }

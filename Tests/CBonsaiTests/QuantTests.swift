@@ -115,7 +115,8 @@ final class QuantTests: XCTestCase {
     func testMatmulMatchesReferenceForEveryType() {
         bonsai_set_math(BONSAI_MATH_F32)   // the exact path (the int8 one: KernelTests, UnpackedMatmulTests)
         var rng = SplitMix(seed: 7)
-        for type in [TensorType.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K] {
+        for type in [TensorType.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K,
+                     .iq4_nl, .iq4_xs] {
             let rows = 37, cols = 512, T = 3
             let rowBytes = type.byteCount(elements: cols)!
             // random blocks: valid bytes for every type; keep the f16 scales finite and small
@@ -173,17 +174,17 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
-/// q2_K and q3_K quantizers against llama.cpp's bytes on rows that stress the search (zeros, constants,
-/// one sign, tiny, outliers, heavy tails, half zeros, integers): Vectors/quant_k23_vectors.safetensors,
+/// q2_K, q3_K, iq4_nl and iq4_xs quantizers against llama.cpp's bytes on rows that stress the search
+/// (zeros, constants, one sign, tiny, outliers, heavy tails, half zeros, integers): Vectors/quant_vectors.safetensors,
 /// written by tools/make_quant_vectors.py through llama_model_quantize. Tolerance: none (bytes compared).
 final class QuantVectorTests: XCTestCase {
-    func testQ2KAndQ3KQuantizersReproduceLlamaCppBytes() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors/quant_k23_vectors.safetensors")
+    func testQuantizersReproduceLlamaCppBytesOnHardRows() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors/quant_vectors.safetensors")
         let f = try SafetensorsFile(path: url.path)
         let input = try XCTUnwrap(f.floats("input"))
         let cols = 256, rows = input.count / cols
         XCTAssertEqual(rows, 64)
-        for type in [TensorType.q2_K, .q3_K] {
+        for type in [TensorType.q2_K, .q3_K, .iq4_nl, .iq4_xs] {
             let expected = try XCTUnwrap(f.tensor("\(type).bytes"), "\(type)")
             let rowBytes = try XCTUnwrap(type.byteCount(elements: cols))
             XCTAssertEqual(expected.byteCount, rows * rowBytes)
@@ -205,7 +206,7 @@ final class DequantVectorTests: XCTestCase {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Vectors/dequant_vectors.safetensors")
         let f = try SafetensorsFile(path: url.path)
         var checked: [String] = []
-        for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K] {
+        for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs] {
             let raw = try XCTUnwrap(f.tensor("\(type).bytes"), "\(type)")
             let expected = try XCTUnwrap(f.floats("\(type).values"))
             var got = [Float](repeating: .nan, count: expected.count)
@@ -214,6 +215,6 @@ final class DequantVectorTests: XCTestCase {
             XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "\(type)")
             checked.append(type.description)
         }
-        XCTAssertEqual(checked.count, 10)
+        XCTAssertEqual(checked.count, 12)
     }
 }

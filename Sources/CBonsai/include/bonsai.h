@@ -31,6 +31,8 @@ typedef enum {
     BONSAI_TYPE_Q5_K = 13,
     BONSAI_TYPE_Q6_K = 14,
     BONSAI_TYPE_Q8_K = 15,
+    BONSAI_TYPE_IQ4_NL = 20,
+    BONSAI_TYPE_IQ4_XS = 23,
     BONSAI_TYPE_I8   = 24,
     BONSAI_TYPE_I16  = 25,
     BONSAI_TYPE_I32  = 26,
@@ -75,6 +77,10 @@ typedef struct { bonsai_f16 d, dmin; uint8_t scales[12]; uint8_t qs[128]; } bloc
 typedef struct { bonsai_f16 d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } block_q5_K; // 176 B
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; bonsai_f16 d; } block_q6_K; // 210 B
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K;                      // 292 B
+// The non-linear 4-bit types: a nibble picks one of 16 fixed levels (bonsai_iq4_levels), not q − 8.
+typedef struct { bonsai_f16 d; uint8_t qs[BONSAI_QK / 2]; } block_iq4_nl;                         // 18 B
+typedef struct { bonsai_f16 d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } block_iq4_xs; // 136 B
+extern const int8_t bonsai_iq4_levels[16];
 
 // ---------------------------------------------------------------------------------------------
 // Scalar conversions (exact; round-to-nearest-even for f32 -> f16/bf16).

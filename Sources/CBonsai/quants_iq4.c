@@ -1,0 +1,139 @@
+// quants_iq4.c — the non-linear 4-bit types: dequantize and llama-quantize's quantizer.
+//
+// iq4_nl is q4_0's block (f16 d, 32 nibbles) with the nibble picking one of 16 levels spaced closer near
+// zero, where most weights are; iq4_xs puts 8 such sub-blocks in a 256-block with 6-bit sub-block scales
+// under one f16 d (4.25 bits a weight). The quantizer is ggml's search for files made without an
+// importance matrix: weights x², 15 trial scales per 32 values, levels by nearest neighbour. Contraction
+// is off for the same reason as in quants_k.c: the bytes must equal llama.cpp's on every CPU.
+#pragma STDC FP_CONTRACT OFF
+
+#include "iq4.h"
+#include <math.h>
+#include <string.h>
+
+const int8_t bonsai_iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+#define LEVELS bonsai_iq4_levels
+
+// ----------------------------------------------------------------------------- dequantize
+// Within each 32 values: byte j's low nibble is value j, its high nibble value j + 16.
+
+static void dequant_nibbles(const uint8_t *qs, float d, float *y) {
+    for (int j = 0; j < 16; j++) {
+        y[j] = d * LEVELS[qs[j] & 0xf];
+        y[j + 16] = d * LEVELS[qs[j] >> 4];
+    }
+}
+
+void bonsai_dequant_iq4_nl(const void *src, float *y, int64_t n) {
+    const block_iq4_nl *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, y += BONSAI_QK) dequant_nibbles(x[i].qs, bonsai_f16_to_f32(x[i].d), y);
+}
+
+void bonsai_dequant_iq4_xs(const void *src, float *y, int64_t n) {
+    const block_iq4_xs *x = src;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const float d = bonsai_f16_to_f32(x[i].d);
+        for (int ib = 0; ib < BONSAI_QKK / 32; ib++, y += 32) dequant_nibbles(x[i].qs + 16 * ib, d * iq4_xs_scale(&x[i], ib), y);
+    }
+}
+
+// ----------------------------------------------------------------------------- quantize
+
+// Round to nearest, ties to even (|v| < 2^22), as ggml's nearest_int.
+static inline int round_nearest(float v) {
+    float t = v + 12582912.0f;
+    int i;
+    memcpy(&i, &t, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+// The level nearest v (on a tie, the lower one wins only when strictly nearer: ggml's best_index_int8).
+static int nearest_level(float v) {
+    if (v <= LEVELS[0]) return 0;
+    if (v >= LEVELS[15]) return 15;
+    int lo = 0, hi = 15;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (v < LEVELS[mid]) hi = mid; else lo = mid;
+    }
+    return v - LEVELS[lo] < LEVELS[hi] - v ? lo : hi;
+}
+
+// Σ w·q·x and Σ w·q² for the levels nearest x·id (w = x²), the levels stored in idx when it is not NULL.
+static void fit_sums(const float *x, float id, uint8_t *idx, float *sumqx, float *sumq2) {
+    float sqx = 0, sq2 = 0;
+    for (int j = 0; j < 32; j++) {
+        const int l = nearest_level(id * x[j]);
+        if (idx) idx[j] = (uint8_t)l;
+        const float q = LEVELS[l], w = x[j] * x[j];
+        sqx += w * q * x[j];
+        sq2 += w * q * q;
+    }
+    *sumqx = sqx;
+    *sumq2 = sq2;
+}
+
+// The scale of 32 values: least squares for the levels chosen at the scale that maps the largest
+// magnitude onto the outermost level, then for those chosen at 15 trial scales around it; the best of
+// them by weighted error. 0 for an all-zero sub-block.
+static float fit_sub_block(const float *x) {
+    float max = 0, amax = 0;
+    for (int j = 0; j < 32; j++) {
+        const float ax = fabsf(x[j]);
+        if (ax > amax) { amax = ax; max = x[j]; }
+    }
+    if (amax < 1e-15f) return 0.0f;
+    float sumqx, sumq2;
+    fit_sums(x, 1 / (-max / LEVELS[0]), NULL, &sumqx, &sumq2);
+    float d = sumqx / sumq2, best = d * sumqx;
+    for (int t = -7; t <= 7; t++) {
+        fit_sums(x, (t + LEVELS[0]) / max, NULL, &sumqx, &sumq2);
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+// 32 values at scale d into 16 bytes of nibble pairs.
+static void pack_levels(const float *x, float d, uint8_t *qs) {
+    const float id = d ? 1 / d : 0.0f;
+    uint8_t idx[32];
+    for (int j = 0; j < 32; j++) idx[j] = (uint8_t)nearest_level(id * x[j]);
+    for (int j = 0; j < 16; j++) qs[j] = idx[j] | idx[j + 16] << 4;
+}
+
+void bonsai_quant_iq4_nl(const float *x, void *dst, int64_t n) {
+    block_iq4_nl *y = dst;
+    for (int64_t i = 0; i < n / BONSAI_QK; i++, x += BONSAI_QK) {
+        const float d = fit_sub_block(x);
+        y[i].d = bonsai_f32_to_f16(d);
+        pack_levels(x, d, y[i].qs);   // at the f32 scale, as ggml (not the f16 one stored)
+    }
+}
+
+// Each sub-block's scale is rounded to a multiple of d = −(largest-magnitude scale)/32 in −32 … 31, and its
+// levels chosen again at the rounded scale.
+void bonsai_quant_iq4_xs(const float *x, void *dst, int64_t n) {
+    block_iq4_xs *y = dst;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++, x += BONSAI_QKK) {
+        float scales[8], max_scale = 0, amax_scale = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            scales[ib] = fit_sub_block(x + 32 * ib);
+            if (fabsf(scales[ib]) > amax_scale) { amax_scale = fabsf(scales[ib]); max_scale = scales[ib]; }
+        }
+        const float d = -max_scale / 32, id = d ? 1 / d : 0.0f;
+        y[i].d = bonsai_f32_to_f16(d);
+        y[i].scales_h = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            int l = round_nearest(id * scales[ib]);
+            l = l < -32 ? -32 : l > 31 ? 31 : l;
+            pack_levels(x + 32 * ib, d * l, y[i].qs + 16 * ib);
+            l += 32;
+            if (ib % 2 == 0) y[i].scales_l[ib / 2] = (uint8_t)(l & 0xf);
+            else y[i].scales_l[ib / 2] |= (uint8_t)((l & 0xf) << 4);
+            y[i].scales_h |= (uint16_t)((l >> 4) << 2 * ib);
+        }
+    }
+}
