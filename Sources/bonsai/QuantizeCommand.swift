@@ -16,9 +16,10 @@ struct QuantizeCommand: ParsableCommand {
 
         Types, as llama-quantize names them (any case): f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q6_K, \
         and the per-tensor mixes q2_K, q3_K_S, q3_K_M, q3_K_L, q4_K_S, q4_K_M, q5_K_S, q5_K_M (q3_K, q4_K and q5_K \
-        mean the _M ones). Each is byte for byte what llama-quantize writes from the same f16 file. Rows \
-        that are not whole blocks of the type take llama-quantize's replacement (q4_K → q5_0, q5_K → q5_1, \
-        q6_K → q8_0, else f16). A quantized GGUF input is dequantized first, as llama-quantize \
+        mean the _M ones), iq4_nl and iq4_xs (4 bits on non-linear levels; made without an importance \
+        matrix). Each is byte for byte what llama-quantize writes from the same f16 file. Rows that are \
+        not whole blocks of the type take llama-quantize's replacement (q4_K → q5_0, q5_K → q5_1, \
+        q6_K → q8_0, iq4_xs → iq4_nl, else f16). A quantized GGUF input is dequantized first, as llama-quantize \
         --allow-requantize does.
         """)
 

@@ -119,6 +119,26 @@ final class QuantizeTests: XCTestCase {
         }
     }
 
+    /// llama.cpp's IQ4_NL (ftype 25) and IQ4_XS (ftype 30) mixes without an importance matrix, as
+    /// llama_model_quantize wrote them from bonsai-synth f16 phi2 files of 9 layers × 512 and 4 × 160
+    /// (whole files cmp-identical to `bonsai quantize`): ffn_down below n/8 in q5_K, output.weight q6_K
+    /// (q8_0 where 160 is not whole 256-blocks), and iq4_xs rows of 160 in iq4_nl.
+    func testIQ4MixesMatchLlamaQuantize() {
+        for scheme in [QuantScheme.iq4_nl, .iq4_xs] {
+            for (layers, l, down) in [(9, 0, TensorType.q5_K), (9, 1, scheme.baseType), (32, 3, .q5_K), (32, 4, scheme.baseType)] {
+                let t = { (n: String) in scheme.type(forTensor: "blk.\(l).\(n).weight", layer: l, layers: layers, isMatrix: true) }
+                XCTAssertEqual([t("ffn_down"), t("attn_v"), t("attn_output"), t("attn_q"), t("ffn_up")],
+                               [down, scheme.baseType, scheme.baseType, scheme.baseType, scheme.baseType], "\(scheme) layer \(l) of \(layers)")
+            }
+            XCTAssertEqual(scheme.type(forTensor: "output.weight", layer: nil, layers: 9, isMatrix: true), .q6_K)
+            XCTAssertEqual(scheme.type(forTensor: "token_embd.weight", layer: nil, layers: 9, isMatrix: true), scheme.baseType)
+        }
+        XCTAssertEqual([QuantScheme.iq4_nl.fileType, QuantScheme.iq4_xs.fileType], [25, 30])
+        XCTAssertEqual(QuantScheme.fitting(.iq4_xs, cols: 160), .iq4_nl)
+        XCTAssertEqual(QuantScheme.fitting(.iq4_xs, cols: 2560), .iq4_xs)
+        XCTAssertEqual(QuantScheme.fitting(.iq4_nl, cols: 160), .iq4_nl)
+    }
+
     /// A fused attn_qkv (older phi-2 GGUFs) takes attn_v's rules in today's llama-quantize: seen with
     /// llama_model_quantize on a 32-layer synth f16 phi2 rewritten with fused q/k/v, where every K file came
     /// out identical to ours (the "one step up" of older llama.cpp gave q5_K in every q4_K_M layer).
