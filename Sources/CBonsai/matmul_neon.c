@@ -9,6 +9,7 @@
 #include "bonsai.h"
 #include "simd.h"
 #include "kscales.h"
+#include "iq4.h"
 
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -265,6 +266,46 @@ static float dot_q3_K_q8_K_neon(int64_t n, const void *w, const void *a) {
     return sum;
 }
 
+// iq4_nl / iq4_xs: 32 elements from 16 bytes of nibbles, the levels they pick (a table lookup): elements
+// 0..15 from the low nibbles, 16..31 from the high ones.
+static inline void iq4_levels(const uint8_t qs[16], int8x16_t out[2]) {
+    const int8x16_t levels = vld1q_s8(bonsai_iq4_levels);
+    const uint8x16_t q = vld1q_u8(qs);
+    out[0] = vqtbl1q_s8(levels, vandq_u8(q, vdupq_n_u8(0x0f)));
+    out[1] = vqtbl1q_s8(levels, vshrq_n_u8(q, 4));
+}
+
+// iq4_nl · q8_0: w = d·level.
+static float dot_iq4_nl_q8_0_neon(int64_t n, const void *w, const void *a) {
+    const block_iq4_nl *x = w;
+    const block_q8_0 *y = a;
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (int64_t i = 0; i < n / BONSAI_QK; i++) {
+        int8x16_t l[2];
+        iq4_levels(x[i].qs, l);
+        const float d = bonsai_f16_to_f32(x[i].d) * bonsai_f16_to_f32(y[i].d);
+        acc = vmlaq_n_f32(acc, vcvtq_f32_s32(dot32(l[0], l[1], y[i].qs)), d);
+    }
+    return vaddvq_f32(acc);
+}
+
+// iq4_xs · q8_K: w = d·sc·level, a scale −32 … 31 per 32 elements; Σ_s sc_s Σ level·y exact in i32.
+static float dot_iq4_xs_q8_K_neon(int64_t n, const void *w, const void *a) {
+    const block_iq4_xs *x = w;
+    const block_q8_K *y = a;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        int32_t isum = 0;
+        for (int j = 0; j < 8; j++) {
+            int8x16_t l[2];
+            iq4_levels(x[i].qs + 16 * j, l);
+            isum += iq4_xs_scale(&x[i], j) * vaddvq_s32(dot32(l[0], l[1], y[i].qs + 32 * j));
+        }
+        sum += bonsai_f16_to_f32(x[i].d) * y[i].d * (float)isum;
+    }
+    return sum;
+}
+
 // ------------------------------------------------------------------ prompts: 4 unpacked rows × 8 tokens
 // The operands of unpacked.c: qs[j] holds elements 4j..4j+3 of tokens 0..7, 4 bytes each; a weight row's
 // 4 bytes repeated across 16 bytes meet tokens 0..3 (the first 16 bytes of qs[j]) and 4..7 (the rest).
@@ -416,6 +457,8 @@ void bonsai_register_neon_kernels(bonsai_vec_dot_fn table[BONSAI_TYPE_COUNT],
     table[BONSAI_TYPE_Q4_K] = dot_q4_K_q8_K_neon;
     table[BONSAI_TYPE_Q5_K] = dot_q5_K_q8_K_neon;
     table[BONSAI_TYPE_Q6_K] = dot_q6_K_q8_K_neon;
+    table[BONSAI_TYPE_IQ4_NL] = dot_iq4_nl_q8_0_neon;
+    table[BONSAI_TYPE_IQ4_XS] = dot_iq4_xs_q8_K_neon;
     *sdot = has_sdot() && !getenv("BONSAI_NO_SDOT");
     gemm[BONSAI_UNPACKED_U8] = *sdot ? gemm_u8_sdot : gemm_u8_mull;
     gemm[BONSAI_UNPACKED_U8_HALVES] = *sdot ? gemm_u8h_sdot : gemm_u8h_mull;

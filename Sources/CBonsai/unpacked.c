@@ -7,10 +7,12 @@
 // K scales, f16 → f32) is done once per 4 rows for a whole group of tokens instead of once per
 // (row, token) pair, which is what made the per-type kernels slow (pp512 on q4_0: 19 → 32 tokens/s).
 // q8_0 is w = d·q with q signed and 8 bits wide: its bytes are kept as they are, for a kernel of its own,
-// with what that kernel needs beside them (bonsai_s8x4_block).
+// with what that kernel needs beside them (bonsai_s8x4_block); iq4_nl and iq4_xs unpack to the same kind,
+// their nibbles replaced by the signed levels they pick.
 // Tested through bonsai_matmul against the same computation in double (UnpackedMatmulTests).
 #include "simd.h"
 #include "kscales.h"
+#include "iq4.h"
 #include "half.h"
 #include <math.h>
 #include <string.h>
@@ -203,10 +205,24 @@ static inline int32_t byte_sum(const int8_t q[BONSAI_QK]) {
 #endif
 }
 
-// q8_0: the signed bytes as they are, and what this CPU's kernel reads beside them: their magnitudes
-// (-128 → 128) or their sum. Unpacking is the first read of each weight row in a prompt, so it waits on
-// memory; filling both for every level cost the time of the one not read.
+// The signed types (S8): q8_0's bytes as they are, and iq4_nl's and iq4_xs's levels (the values their
+// nibbles pick, −127 … 113), with what this CPU's kernel reads beside them: their magnitudes (-128 → 128)
+// or their sum. Unpacking is the first read of each weight row in a prompt, so it waits on memory;
+// filling both for every level cost the time of the one not read.
 bonsai_s8_extras bonsai_s8_unpack_extras;
+
+static inline __attribute__((always_inline)) void put_s8(bonsai_s8x4_block *dst, int r, const int8_t q[BONSAI_QK], float d,
+                                                         bonsai_s8_extras extras) {
+    memcpy(dst->q[r], q, BONSAI_QK);
+    dst->d[r] = d;
+    if (extras == BONSAI_S8_MAGNITUDES) {
+        uint8_t a[BONSAI_QK];
+        for (int k = 0; k < BONSAI_QK; k++) a[k] = (uint8_t)(q[k] < 0 ? -q[k] : q[k]);
+        memcpy(dst->absq[r], a, BONSAI_QK);
+    } else if (extras == BONSAI_S8_SUMS) {
+        dst->qsum[r] = byte_sum(q);
+    }
+}
 
 static inline __attribute__((always_inline)) void unpack_q8_0_with(const void *row, int64_t n, void *out, int r,
                                                                      bonsai_s8_extras extras) {
@@ -215,25 +231,56 @@ static inline __attribute__((always_inline)) void unpack_q8_0_with(const void *r
     for (int64_t b = 0; b < n / BONSAI_QK; b++) {
         int8_t q[BONSAI_QK];
         memcpy(q, x[b].qs, BONSAI_QK);
-        memcpy(dst[b].q[r], q, BONSAI_QK);
-        dst[b].d[r] = F16(x[b].d);
-        if (extras == BONSAI_S8_MAGNITUDES) {
-            uint8_t a[BONSAI_QK];
-            for (int k = 0; k < BONSAI_QK; k++) a[k] = (uint8_t)(q[k] < 0 ? -q[k] : q[k]);
-            memcpy(dst[b].absq[r], a, BONSAI_QK);
-        } else if (extras == BONSAI_S8_SUMS) {
-            dst[b].qsum[r] = byte_sum(q);
+        put_s8(dst + b, r, q, F16(x[b].d), extras);
+    }
+}
+
+// 16 bytes of nibbles → the levels of elements 0..15 (low nibbles) and 16..31 (high).
+static inline void iq4_block_levels(const uint8_t qs[16], int8_t q[BONSAI_QK]) {
+    for (int j = 0; j < 16; j++) {
+        q[j] = bonsai_iq4_levels[qs[j] & 0x0f];
+        q[j + 16] = bonsai_iq4_levels[qs[j] >> 4];
+    }
+}
+
+static inline __attribute__((always_inline)) void unpack_iq4_nl_with(const void *row, int64_t n, void *out, int r,
+                                                                       bonsai_s8_extras extras) {
+    bonsai_s8x4_block *dst = out;
+    const block_iq4_nl *x = row;
+    for (int64_t b = 0; b < n / BONSAI_QK; b++) {
+        int8_t q[BONSAI_QK];
+        iq4_block_levels(x[b].qs, q);
+        put_s8(dst + b, r, q, F16(x[b].d), extras);
+    }
+}
+
+// iq4_xs: sub-block j's scale is d·sc_j.
+static inline __attribute__((always_inline)) void unpack_iq4_xs_with(const void *row, int64_t n, void *out, int r,
+                                                                       bonsai_s8_extras extras) {
+    bonsai_s8x4_block *dst = out;
+    const block_iq4_xs *x = row;
+    for (int64_t b = 0; b < n / BONSAI_QKK; b++) {
+        const float d = F16(x[b].d);
+        for (int j = 0; j < 8; j++) {
+            int8_t q[BONSAI_QK];
+            iq4_block_levels(x[b].qs + 16 * j, q);
+            put_s8(dst + 8 * b + j, r, q, d * (float)iq4_xs_scale(&x[b], j), extras);
         }
     }
 }
 
-static void unpack_q8_0(const void *row, int64_t n, void *out, int r) {
-    switch (bonsai_s8_unpack_extras) {   // one loop per case
-    case BONSAI_S8_MAGNITUDES: unpack_q8_0_with(row, n, out, r, BONSAI_S8_MAGNITUDES); break;
-    case BONSAI_S8_SUMS: unpack_q8_0_with(row, n, out, r, BONSAI_S8_SUMS); break;
-    case BONSAI_S8_PLAIN: unpack_q8_0_with(row, n, out, r, BONSAI_S8_PLAIN); break;
+// One loop per case of extras.
+#define S8_UNPACKER(type)                                                                                            \
+    static void unpack_##type(const void *row, int64_t n, void *out, int r) {                                       \
+        switch (bonsai_s8_unpack_extras) {                                                                          \
+        case BONSAI_S8_MAGNITUDES: unpack_##type##_with(row, n, out, r, BONSAI_S8_MAGNITUDES); break;              \
+        case BONSAI_S8_SUMS: unpack_##type##_with(row, n, out, r, BONSAI_S8_SUMS); break;                          \
+        case BONSAI_S8_PLAIN: unpack_##type##_with(row, n, out, r, BONSAI_S8_PLAIN); break;                        \
+        }                                                                                                           \
     }
-}
+S8_UNPACKER(q8_0)
+S8_UNPACKER(iq4_nl)
+S8_UNPACKER(iq4_xs)
 
 const bonsai_unpacker bonsai_unpack[BONSAI_TYPE_COUNT] = {
     [BONSAI_TYPE_Q4_0] = {unpack_q4_0, BONSAI_UNPACKED_U8}, [BONSAI_TYPE_Q4_1] = {unpack_q4_1, BONSAI_UNPACKED_U8},
@@ -243,6 +290,7 @@ const bonsai_unpacker bonsai_unpack[BONSAI_TYPE_COUNT] = {
     [BONSAI_TYPE_Q3_K] = {unpack_q3_K, BONSAI_UNPACKED_U8_HALVES},
     [BONSAI_TYPE_Q6_K] = {unpack_q6_K, BONSAI_UNPACKED_U8_HALVES},
     [BONSAI_TYPE_Q8_0] = {unpack_q8_0, BONSAI_UNPACKED_S8},
+    [BONSAI_TYPE_IQ4_NL] = {unpack_iq4_nl, BONSAI_UNPACKED_S8}, [BONSAI_TYPE_IQ4_XS] = {unpack_iq4_xs, BONSAI_UNPACKED_S8},
 };
 
 const size_t bonsai_unpacked_block_size[BONSAI_UNPACKED_KINDS] = {

@@ -6,6 +6,7 @@
 #include "bonsai.h"
 #include "simd.h"
 #include "kscales.h"
+#include "iq4.h"
 #include <immintrin.h>
 #include <string.h>
 
@@ -47,6 +48,21 @@ AVX2 static inline int hsum_epi32_128(__m128i s) {
 
 AVX2 static inline int hsum_epi32(__m256i v) {
     return hsum_epi32_128(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+
+// The f16 bits at the start of a block (q8_0's and iq4_nl's d), for _mm_setr_epi16.
+static inline short f16_bits_at(const char *block) {
+    short d;
+    memcpy(&d, block, 2);
+    return d;
+}
+
+// iq4_nl's and iq4_xs's 32 elements from 16 bytes of nibbles (int8_x86.h): the levels they pick, as signed
+// bytes — elements 0..15 (low nibbles) in the low 128 bits, 16..31 (high nibbles) in the high 128 bits.
+AVX2 static inline __m256i iq4_levels(const uint8_t qs[16]) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i idx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
+    return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bonsai_iq4_levels)), idx);
 }
 
 // q5_0's and q5_1's fifth bits (int8_x86.h): bit l of a block's 32-bit qh tops element l. 0x10 in byte k of the

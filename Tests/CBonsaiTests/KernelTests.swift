@@ -11,7 +11,7 @@ final class KernelTests: XCTestCase {
     /// dots (f16, bf16 against f32) round each product and sum, in sums of at most n/16 terms per lane.
     func testFastDotsMatchReference() {
         var rng = SplitMix(seed: 11)
-        for type in [TensorType.q4_0, .q8_0, .q4_K, .q6_K, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q5_K, .f16, .bf16] {
+        for type in [TensorType.q4_0, .q8_0, .q4_K, .q6_K, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q5_K, .iq4_nl, .iq4_xs, .f16, .bf16] {
             let info = bonsai_type_info(Int32(type.rawValue))!.pointee
             let at = Int(info.vec_dot_type)
             // float rows: whole cache lines, 8-element steps and single elements at the end
@@ -134,7 +134,8 @@ final class MatmulBatchTests: XCTestCase {
                                                       (.q6_K, 64, 768, 2), (.q5_K, 128, 768, 2), (.q4_0, 128, 2592, 3),
                                                       (.q8_0, 192, 2560, 1), (.q3_K, 68, 768, 2), (.q2_K, 6, 2560, 0), (.q2_K, 200, 768, 2),
                                                       (.f16, 64, 2592, 3), (.bf16, 132, 768, 2),
-                                                      (.q5_0, 64, 2592, 3), (.q4_1, 128, 2592, 3), (.q5_1, 68, 2560, 1)]
+                                                      (.q5_0, 64, 2592, 3), (.q4_1, 128, 2592, 3), (.q5_1, 68, 2560, 1),
+                                                      (.iq4_nl, 132, 2592, 3), (.iq4_xs, 68, 768, 2)]
         let inputCols = [2560, 2560, 768, 2592]
         for nThreads in [1, 2, 3, 7] {
             bonsai_set_threads(Int32(nThreads))
@@ -213,7 +214,7 @@ final class UnpackedMatmulTests: XCTestCase {
         var rng = SplitMix(seed: 11)
         bonsai_set_math(BONSAI_MATH_FAST)
         defer { bonsai_set_math(BONSAI_MATH_F32) }
-        for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q2_K, .q3_K, .q6_K, .q8_0] {
+        for type in [TensorType.q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q2_K, .q3_K, .q6_K, .q8_0, .iq4_nl, .iq4_xs] {
             for (rows, T) in [(37, 21), (64, 8), (6, 131), (12, 5), (9, 263)] {   // 263: two chunks of unpacking (matmul.c's UNPACKED_CHUNK)
                 let cols = 512
                 let rowBytes = type.byteCount(elements: cols)!
@@ -225,7 +226,7 @@ final class UnpackedMatmulTests: XCTestCase {
                 var y = [Float](repeating: .nan, count: T * rows)
                 let at = Int32(bonsai_type_info(Int32(type.rawValue))!.pointee.vec_dot_type)
                 var aq = [UInt8](repeating: 0, count: bonsai_row_size(at, Int64(cols)))
-                let unpacks = T >= (type == .q8_0 ? 8 : 4)   // q8_0 below 8 tokens: BlockedMatmulTests' kernel
+                let unpacks = T >= (type == .q8_0 || type == .iq4_nl || type == .iq4_xs ? 8 : 4)   // signed kinds (S8) from 8 tokens
                 let kernelRows = unpacks ? rows / 4 * 4 : 0
                 w.withUnsafeBytes { wp in
                     var m = bonsai_matrix(type: Int32(type.rawValue), rows: Int64(rows), cols: Int64(cols), row_stride: rowBytes, data: wp.baseAddress!)

@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && !x86_exact) { perror(argv[1]); return 2; }
     const int types[] = {BONSAI_TYPE_F16, BONSAI_TYPE_BF16, BONSAI_TYPE_Q4_0, BONSAI_TYPE_Q4_1, BONSAI_TYPE_Q5_0,
                          BONSAI_TYPE_Q5_1, BONSAI_TYPE_Q8_0, BONSAI_TYPE_Q2_K, BONSAI_TYPE_Q3_K, BONSAI_TYPE_Q4_K,
-                         BONSAI_TYPE_Q5_K, BONSAI_TYPE_Q6_K};
+                         BONSAI_TYPE_Q5_K, BONSAI_TYPE_Q6_K, BONSAI_TYPE_IQ4_NL, BONSAI_TYPE_IQ4_XS};
     const int64_t rows = 37, n = 768;   // rows: not a multiple of 4, 8 or 16; n: 3 super-blocks, 24 blocks of 32
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         const int type = types[ti];
