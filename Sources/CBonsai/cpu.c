@@ -293,6 +293,8 @@ static void simd_init_once(void) {
         bonsai_fit_affine_lanes_kernel = bonsai_fit_affine_lanes_avx2;
         bonsai_fit_symmetric_lanes_kernel = bonsai_fit_symmetric_lanes_avx2;
         bonsai_fit_affine16_lanes_kernel = bonsai_fit_affine16_lanes_avx2;
+        bonsai_fit_iq4_lanes_kernel = bonsai_fit_iq4_lanes_avx2;
+        bonsai_iq4_levels_lanes_kernel = bonsai_iq4_levels_lanes_avx2;
         if (caps.f16c) {
             bonsai_attend_f32 = attend_avx2;
             bonsai_attend_f16 = attend_avx2_f16;

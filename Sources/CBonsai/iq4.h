@@ -12,7 +12,7 @@ static inline int iq4_xs_scale(const block_iq4_xs *b, int ib) {
 
 void bonsai_dequant_iq4_nl(const void *src, float *y, int64_t n);
 void bonsai_dequant_iq4_xs(const void *src, float *y, int64_t n);
-void bonsai_quant_iq4_nl(const float *x, void *dst, int64_t n);
-void bonsai_quant_iq4_xs(const float *x, void *dst, int64_t n);
+// llama-quantize's bytes; reference: one sub-block at a time (what the SIMD-lane searches are tested against).
+int bonsai_quantize_iq4(int type, const float *x, void *dst, int64_t n, bool reference);
 
 #endif

@@ -435,6 +435,8 @@ static void quant_q3_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k
 static void quant_q4_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q4_K, x, dst, n, false); }
 static void quant_q5_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q5_K, x, dst, n, false); }
 static void quant_q6_K(const float *x, void *dst, int64_t n) { bonsai_quantize_k(BONSAI_TYPE_Q6_K, x, dst, n, false); }
+static void quant_iq4_nl(const float *x, void *dst, int64_t n) { bonsai_quantize_iq4(BONSAI_TYPE_IQ4_NL, x, dst, n, false); }
+static void quant_iq4_xs(const float *x, void *dst, int64_t n) { bonsai_quantize_iq4(BONSAI_TYPE_IQ4_XS, x, dst, n, false); }
 
 // ----------------------------------------------------------------------------- the type table
 
@@ -468,8 +470,8 @@ static const type_entry TYPES[BONSAI_TYPE_COUNT] = {
     [BONSAI_TYPE_Q5_K] = {{"q5_K", BONSAI_QKK, sizeof(block_q5_K),   true, Q8_K}, dequant_q5_K, quant_q5_K},
     [BONSAI_TYPE_Q6_K] = {{"q6_K", BONSAI_QKK, sizeof(block_q6_K),   true, Q8_K}, dequant_q6_K, quant_q6_K},
     [BONSAI_TYPE_Q8_K] = {{"q8_K", BONSAI_QKK, sizeof(block_q8_K),   false, -1},  dequant_q8_K, quant_q8_K},
-    [BONSAI_TYPE_IQ4_NL] = {{"iq4_nl", BONSAI_QK, sizeof(block_iq4_nl), true, Q8_0}, bonsai_dequant_iq4_nl, bonsai_quant_iq4_nl},
-    [BONSAI_TYPE_IQ4_XS] = {{"iq4_xs", BONSAI_QKK, sizeof(block_iq4_xs), true, Q8_K}, bonsai_dequant_iq4_xs, bonsai_quant_iq4_xs},
+    [BONSAI_TYPE_IQ4_NL] = {{"iq4_nl", BONSAI_QK, sizeof(block_iq4_nl), true, Q8_0}, bonsai_dequant_iq4_nl, quant_iq4_nl},
+    [BONSAI_TYPE_IQ4_XS] = {{"iq4_xs", BONSAI_QKK, sizeof(block_iq4_xs), true, Q8_K}, bonsai_dequant_iq4_xs, quant_iq4_xs},
     [BONSAI_TYPE_I8]   = {{"i8",   1,          1,                    false, -1},  NULL,         NULL},
     [BONSAI_TYPE_I16]  = {{"i16",  1,          2,                    false, -1},  NULL,         NULL},
     [BONSAI_TYPE_I32]  = {{"i32",  1,          4,                    false, -1},  NULL,         NULL},
@@ -514,7 +516,7 @@ bool bonsai_quantize_row(int type, const float *src, void *dst, int64_t n) {
 }
 
 bool bonsai_quantize_row_reference(int type, const float *src, void *dst, int64_t n) {
-    if (bonsai_quantize_k(type, src, dst, n, true)) return true;
+    if (bonsai_quantize_k(type, src, dst, n, true) || bonsai_quantize_iq4(type, src, dst, n, true)) return true;
     return bonsai_quantize_row(type, src, dst, n);
 }
 

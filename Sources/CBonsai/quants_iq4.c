@@ -8,6 +8,7 @@
 #pragma STDC FP_CONTRACT OFF
 
 #include "iq4.h"
+#include "simd.h"
 #include <math.h>
 #include <string.h>
 
@@ -96,44 +97,76 @@ static float fit_sub_block(const float *x) {
     return d;
 }
 
-// 32 values at scale d into 16 bytes of nibble pairs.
-static void pack_levels(const float *x, float d, uint8_t *qs) {
+// The levels of 32 values at scale d (the reference for bonsai_iq4_levels_lanes).
+static void levels_at(const float *x, float d, uint8_t idx[32]) {
     const float id = d ? 1 / d : 0.0f;
-    uint8_t idx[32];
     for (int j = 0; j < 32; j++) idx[j] = (uint8_t)nearest_level(id * x[j]);
+}
+
+// 32 levels into 16 bytes of nibble pairs.
+static void pack_nibbles(const uint8_t idx[32], uint8_t qs[16]) {
     for (int j = 0; j < 16; j++) qs[j] = idx[j] | idx[j + 16] << 4;
 }
 
-void bonsai_quant_iq4_nl(const float *x, void *dst, int64_t n) {
-    block_iq4_nl *y = dst;
-    for (int64_t i = 0; i < n / BONSAI_QK; i++, x += BONSAI_QK) {
+// The searches run on 8 sub-blocks at a time in SIMD lanes (quants_k_lanes.h, with the same bytes:
+// QuantTests holds them to this file's one-at-a-time reference); iq4_nl's blocks past the last 8 go
+// one by one.
+static void quant_iq4_nl(const float *x, block_iq4_nl *y, int64_t nb, bool reference) {
+    int64_t i = 0;
+    uint8_t L[BONSAI_QKK];
+    if (!reference) {
+        for (; i + 8 <= nb; i += 8, x += 8 * BONSAI_QK) {
+            float d[8];
+            bonsai_fit_iq4_lanes_kernel(x, d);
+            bonsai_iq4_levels_lanes_kernel(x, d, L);   // at the f32 scale, as ggml (not the f16 one stored)
+            for (int j = 0; j < 8; j++) {
+                y[i + j].d = bonsai_f32_to_f16(d[j]);
+                pack_nibbles(L + 32 * j, y[i + j].qs);
+            }
+        }
+    }
+    for (; i < nb; i++, x += BONSAI_QK) {
         const float d = fit_sub_block(x);
         y[i].d = bonsai_f32_to_f16(d);
-        pack_levels(x, d, y[i].qs);   // at the f32 scale, as ggml (not the f16 one stored)
+        levels_at(x, d, L);
+        pack_nibbles(L, y[i].qs);
     }
 }
 
 // Each sub-block's scale is rounded to a multiple of d = −(largest-magnitude scale)/32 in −32 … 31, and its
 // levels chosen again at the rounded scale.
-void bonsai_quant_iq4_xs(const float *x, void *dst, int64_t n) {
-    block_iq4_xs *y = dst;
-    for (int64_t i = 0; i < n / BONSAI_QKK; i++, x += BONSAI_QKK) {
+static void quant_iq4_xs(const float *x, block_iq4_xs *y, int64_t nb, bool reference) {
+    for (int64_t i = 0; i < nb; i++, x += BONSAI_QKK) {
         float scales[8], max_scale = 0, amax_scale = 0;
-        for (int ib = 0; ib < 8; ib++) {
-            scales[ib] = fit_sub_block(x + 32 * ib);
+        if (reference) for (int ib = 0; ib < 8; ib++) scales[ib] = fit_sub_block(x + 32 * ib);
+        else bonsai_fit_iq4_lanes_kernel(x, scales);
+        for (int ib = 0; ib < 8; ib++)
             if (fabsf(scales[ib]) > amax_scale) { amax_scale = fabsf(scales[ib]); max_scale = scales[ib]; }
-        }
         const float d = -max_scale / 32, id = d ? 1 / d : 0.0f;
         y[i].d = bonsai_f32_to_f16(d);
         y[i].scales_h = 0;
+        float dl[8];
         for (int ib = 0; ib < 8; ib++) {
             int l = round_nearest(id * scales[ib]);
             l = l < -32 ? -32 : l > 31 ? 31 : l;
-            pack_levels(x + 32 * ib, d * l, y[i].qs + 16 * ib);
+            dl[ib] = d * l;
             l += 32;
             if (ib % 2 == 0) y[i].scales_l[ib / 2] = (uint8_t)(l & 0xf);
             else y[i].scales_l[ib / 2] |= (uint8_t)((l & 0xf) << 4);
             y[i].scales_h |= (uint16_t)((l >> 4) << 2 * ib);
         }
+        uint8_t L[BONSAI_QKK];
+        if (reference) for (int ib = 0; ib < 8; ib++) levels_at(x + 32 * ib, dl[ib], L + 32 * ib);
+        else bonsai_iq4_levels_lanes_kernel(x, dl, L);
+        for (int ib = 0; ib < 8; ib++) pack_nibbles(L + 32 * ib, y[i].qs + 16 * ib);
+    }
+}
+
+int bonsai_quantize_iq4(int type, const float *x, void *dst, int64_t n, bool reference) {
+    bonsai_simd_init();
+    switch (type) {
+    case BONSAI_TYPE_IQ4_NL: quant_iq4_nl(x, dst, n / BONSAI_QK, reference); return 1;
+    case BONSAI_TYPE_IQ4_XS: quant_iq4_xs(x, dst, n / BONSAI_QKK, reference); return 1;
+    default: return 0;
     }
 }

@@ -146,6 +146,8 @@ static float fit_affine(int n, int nmax, const float *x, const float *w, uint8_t
 bonsai_fit_affine_lanes_fn bonsai_fit_affine_lanes_kernel = bonsai_fit_affine_lanes;   // cpu.c may choose AVX2's
 bonsai_fit_symmetric_lanes_fn bonsai_fit_symmetric_lanes_kernel = bonsai_fit_symmetric_lanes;
 bonsai_fit_affine16_lanes_fn bonsai_fit_affine16_lanes_kernel = bonsai_fit_affine16_lanes;
+bonsai_fit_iq4_lanes_fn bonsai_fit_iq4_lanes_kernel = bonsai_fit_iq4_lanes;
+bonsai_iq4_levels_lanes_fn bonsai_iq4_levels_lanes_kernel = bonsai_iq4_levels_lanes;
 
 // Each sub-block's fit with weights rms(x) + |x|: the reference, one sub-block after another.
 static void fit_affine_ref(const float *x, int nmax, float rmin, float rdelta, int nstep,

@@ -1,5 +1,5 @@
-// quants_k_lanes.h — internal: the K types' scale searches (quants_k.c) on 8 sub-blocks at once, one
-// per lane: the same operations in the same order, lane by lane, so the bytes are those of the scalar
+// quants_k_lanes.h — internal: the K types' scale searches (quants_k.c), and iq4's (quants_iq4.c), on 8
+// sub-blocks at once, one per lane: the same operations in the same order, lane by lane, so the bytes are those of the scalar
 // fits; branches become masks. Quantizing is these searches: a full-size PHI-2 f16 → q4_K_M took 135 s
 // one sub-block at a time, 34 s in SSE2 lanes, 25 s in AVX2's (llama-quantize: 122-128 s; 2 threads, Zen 3).
 // Levels stay floats: rounding v to an integer and clamping it equals clamping v and rounding
@@ -160,6 +160,74 @@ void LANES_NAME(bonsai_fit_symmetric_lanes)(const float *x, int nmax, float scal
     memcpy(scales, &scale, sizeof scale);
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8; j++) L[16 * j + i] = (int8_t)(Lv[i][j] + nmax);
+}
+// ---- iq4_nl / iq4_xs (quants_iq4.c): fit_sub_block and pack_levels on 8 sub-blocks of 32 at once
+
+// The level nearest each lane's v as ggml's best_index_int8 picks it: the last level ≤ v (a count of
+// levels 1..14, where its binary search branches on every element) or the next one, whichever is nearer,
+// the upper on a tie. *q receives the level's value.
+LANES i32x8 iq4_nearest8(f32x8 v, f32x8 *q) {
+    f32x8 lo = (f32x8){0} + (float)bonsai_iq4_levels[0], hi = (f32x8){0} + (float)bonsai_iq4_levels[1];
+    i32x8 idx = {0};
+    for (int k = 1; k < 15; k++) {
+        const i32x8 up = v >= (float)bonsai_iq4_levels[k];   // −1 where v ≥ level k
+        lo = select8(up, (f32x8){0} + (float)bonsai_iq4_levels[k], lo);
+        hi = select8(up, (f32x8){0} + (float)bonsai_iq4_levels[k + 1], hi);
+        idx -= up;
+    }
+    const i32x8 lower = (v - lo) < (hi - v);
+    *q = select8(lower, lo, hi);
+    return idx + 1 + lower;
+}
+
+// Σ w·q·x and Σ w·q² (w = x²) for the levels nearest x·id.
+LANES void iq4_sums8(const f32x8 x[32], f32x8 id, f32x8 *sumqx, f32x8 *sumq2) {
+    f32x8 sqx = {0}, sq2 = {0}, q;
+    for (int i = 0; i < 32; i++) {
+        iq4_nearest8(id * x[i], &q);
+        const f32x8 w = x[i] * x[i];
+        sqx += w * q * x[i];
+        sq2 += w * q * q;
+    }
+    *sumqx = sqx;
+    *sumq2 = sq2;
+}
+
+// The scales of 8 sub-blocks of 32 (x[32·j ..], lane j): fit_sub_block's search lane by lane.
+void LANES_NAME(bonsai_fit_iq4_lanes)(const float *x, float scales[8]) {
+    f32x8 xv[32], max = {0}, amax = {0};
+    to_lanes(x, 32, xv);
+    for (int i = 0; i < 32; i++) {
+        const f32x8 ax = abs8(xv[i]);
+        const i32x8 larger = ax > amax;
+        amax = select8(larger, ax, amax);
+        max = select8(larger, xv[i], max);
+    }
+    const float l0 = (float)bonsai_iq4_levels[0];
+    f32x8 sumqx, sumq2;
+    iq4_sums8(xv, 1 / (-max / l0), &sumqx, &sumq2);
+    f32x8 d = sumqx / sumq2, best = d * sumqx;
+    for (int t = -7; t <= 7; t++) {
+        iq4_sums8(xv, (float)(t + bonsai_iq4_levels[0]) / max, &sumqx, &sumq2);
+        const i32x8 better = (sumq2 > 0) & (sumqx * sumqx > best * sumq2);
+        const f32x8 dt = sumqx / sumq2;
+        d = select8(better, dt, d);
+        best = select8(better, dt * sumqx, best);
+    }
+    d = select8(amax < 1e-15f, (f32x8){0}, d);   // all-zero sub-blocks (their searches ran on NaNs)
+    memcpy(scales, &d, sizeof d);
+}
+
+// The levels of 8 sub-blocks of 32 at scales d (pack_levels): L[32·j + i] for element i of sub-block j.
+void LANES_NAME(bonsai_iq4_levels_lanes)(const float *x, const float d[8], uint8_t L[BONSAI_QKK]) {
+    f32x8 xv[32], dv, q;
+    to_lanes(x, 32, xv);
+    memcpy(&dv, d, sizeof dv);
+    const f32x8 id = select8(dv != 0, 1 / dv, (f32x8){0});
+    for (int i = 0; i < 32; i++) {
+        const i32x8 l = iq4_nearest8(id * xv[i], &q);
+        for (int j = 0; j < 8; j++) L[32 * j + i] = (uint8_t)l[j];
+    }
 }
 #undef LANES
 #undef LANES_NAME

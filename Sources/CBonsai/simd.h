@@ -115,6 +115,17 @@ void bonsai_fit_affine_lanes_avx2(const float *x, int nmax, float rmin, float rd
 void bonsai_fit_symmetric_lanes_avx2(const float *x, int nmax, float scales[8], int8_t L[128]);
 void bonsai_fit_affine16_lanes_avx2(const float *x, float scales[8], float mins[8], uint8_t L[128]);
 #endif
+// iq4_nl / iq4_xs: the scales of 8 sub-blocks of 32, and their levels at given scales (the same file).
+typedef void (*bonsai_fit_iq4_lanes_fn)(const float *x, float scales[8]);
+typedef void (*bonsai_iq4_levels_lanes_fn)(const float *x, const float d[8], uint8_t L[BONSAI_QKK]);
+void bonsai_fit_iq4_lanes(const float *x, float scales[8]);
+void bonsai_iq4_levels_lanes(const float *x, const float d[8], uint8_t L[BONSAI_QKK]);
+#if defined(__x86_64__)
+void bonsai_fit_iq4_lanes_avx2(const float *x, float scales[8]);
+void bonsai_iq4_levels_lanes_avx2(const float *x, const float d[8], uint8_t L[BONSAI_QKK]);
+#endif
+extern bonsai_fit_iq4_lanes_fn bonsai_fit_iq4_lanes_kernel;
+extern bonsai_iq4_levels_lanes_fn bonsai_iq4_levels_lanes_kernel;
 extern bonsai_fit_affine_lanes_fn bonsai_fit_affine_lanes_kernel;
 extern bonsai_fit_symmetric_lanes_fn bonsai_fit_symmetric_lanes_kernel;
 extern bonsai_fit_affine16_lanes_fn bonsai_fit_affine16_lanes_kernel;

@@ -76,7 +76,7 @@ final class QuantTests: XCTestCase {
         for c in [Float(0), 3, -0.5] { blocks.append([Float](repeating: c, count: 256)) }
         blocks.append((0 ..< 256).map { i in (i / 32) % 2 == 0 ? -0.75 : normal() })   // constant sub-blocks of 32
         let row = blocks.flatMap { $0 }
-        for type in [TensorType.q2_K, .q4_K, .q5_K, .q6_K] {
+        for type in [TensorType.q2_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs] {
             let bytes = type.byteCount(elements: row.count)!
             var fast = [UInt8](repeating: 0, count: bytes), reference = [UInt8](repeating: 1, count: bytes)
             XCTAssertTrue(bonsai_quantize_row(Int32(type.rawValue), row, &fast, Int64(row.count)))

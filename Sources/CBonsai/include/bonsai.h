@@ -100,8 +100,8 @@ void bonsai_dequantize_row_fast(int type, const void *src, float *dst, int64_t n
 // Quantize n floats into `type` blocks with ggml's reference quantizer (quantize_row_<type>_ref).
 // Returns false for a type without a quantizer here.
 bool bonsai_quantize_row(int type, const float *src, void *dst, int64_t n);
-// The same bytes by the plain one-sub-block-at-a-time search that the fast quantizers (q4_K, q5_K: all
-// sub-blocks of a block in SIMD lanes) are tested against.
+// The same bytes by the plain one-sub-block-at-a-time search that the fast quantizers (q2_K, q4_K, q5_K,
+// q6_K, iq4_nl, iq4_xs: 8 sub-blocks at a time in SIMD lanes) are tested against.
 bool bonsai_quantize_row_reference(int type, const float *src, void *dst, int64_t n);
 
 // The reference dot product of one weight row with one activation row of type traits.vec_dot_type:
