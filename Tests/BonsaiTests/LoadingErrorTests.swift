@@ -29,6 +29,22 @@ final class LoadingErrorTests: XCTestCase {
         expectLoadError(out, contains: "architecture is llama")
     }
 
+    /// A type Bonsai does not run (iq2_xxs, as a file quantized with an importance matrix could have):
+    /// the error names the tensor and the type. The q8_0 file with one tensor's type id rewritten in its
+    /// header (name, n_dims u32, n_dims × u64, then the type u32).
+    func testUnsupportedTensorType() throws {
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.path("gguf/model-q8_0.gguf")))
+        let name = Data("blk.0.attn_q.weight".utf8)
+        let at = try XCTUnwrap(bytes.range(of: name)).upperBound
+        XCTAssertEqual(bytes[at], 2)   // n_dims
+        let typeAt = at + 4 + 2 * 8
+        XCTAssertEqual(bytes[typeAt], UInt8(TensorType.q8_0.rawValue))
+        bytes[typeAt] = 16   // iq2_xxs
+        let out = Fixtures.temporaryPath("iq2.gguf")
+        try bytes.write(to: URL(fileURLWithPath: out))
+        expectLoadError(out, contains: "tensor blk.0.attn_q.weight has type iq2_xxs")
+    }
+
     func testMissingTensorAndWrongShape() throws {
         let g = try GGUFFile(path: try Fixtures.path("gguf/model-q8_0.gguf"))
         var w = GGUFWriter()
