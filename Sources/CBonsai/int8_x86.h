@@ -32,7 +32,7 @@
 // One group and the result with a last partial group (x0_result): the one-row and four-row dots share
 // them, so a row gets the same result from either.
 KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(x0_group)(
-        __m256 acc, const char *x, size_t block_bytes, size_t qs_off, long qh_off, long m_off, const bonsai_q4_0_act8 *a) {
+        __m256 acc, const char *x, size_t block_bytes, size_t qs_off, long qh_off, long m_off, bool nl, const bonsai_q4_0_act8 *a) {
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     prefetch_block(x, 8 * block_bytes);
     __m256i q[4];   // pair j: lanes 0-3 block 2j's partial sums, lanes 4-7 block 2j+1's
@@ -48,9 +48,14 @@ KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(x0_group)(
             lo = _mm256_or_si256(lo, x5_bits(words, 0));
             hi = _mm256_or_si256(hi, x5_bits(words, 1));
         }
-        const __m256i p = PAIRS_ADD(PAIRS_ADD(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)a->lo[j])),
-                                    hi, _mm256_loadu_si256((const __m256i *)a->hi[j]));
-        q[j] = PAIRS_WIDEN(_mm256_setzero_si256(), p);
+        const __m256i yl = _mm256_loadu_si256((const __m256i *)a->lo[j]), yh = _mm256_loadu_si256((const __m256i *)a->hi[j]);
+        if (nl) {   // signed levels: |w| × (y with w's sign), each half widened alone (2 · 2·127·127 overflows i16)
+            const __m256i wl = _mm256_shuffle_epi8(iq4_table(), lo), wh = _mm256_shuffle_epi8(iq4_table(), hi);
+            q[j] = PAIRS_DOT(PAIRS_DOT(_mm256_setzero_si256(), _mm256_sign_epi8(wl, wl), _mm256_sign_epi8(yl, wl)),
+                             _mm256_sign_epi8(wh, wh), _mm256_sign_epi8(yh, wh));
+        } else {
+            q[j] = PAIRS_WIDEN(_mm256_setzero_si256(), PAIRS_ADD(PAIRS_ADD(_mm256_setzero_si256(), lo, yl), hi, yh));
+        }
     }
     // Each block's sum in lanes (0, 2, 4, 6 | 1, 3, 5, 7) = BONSAI_Q4_0_LANE order
     const __m256i blocks = _mm256_hadd_epi32(_mm256_hadd_epi32(q[0], q[1]), _mm256_hadd_epi32(q[2], q[3]));
@@ -60,7 +65,7 @@ KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(x0_group)(
     for (int b = 0; b < 8; b++) memcpy(&d[BONSAI_Q4_0_LANE(b)], x + b * block_bytes, 2);
     const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)), dy);
     if (m_off < 0) {
-        const __m256i centred = _mm256_sub_epi32(blocks, qh_off >= 0 ? _mm256_slli_epi32(c, 1) : c);
+        const __m256i centred = nl ? blocks : _mm256_sub_epi32(blocks, qh_off >= 0 ? _mm256_slli_epi32(c, 1) : c);
         return _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scales, acc);
     }
     uint16_t m[8];
@@ -71,19 +76,19 @@ KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(x0_group)(
 }
 
 KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(dot_x0_act8)(
-        int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, long m_off, const void *act) {
+        int64_t n, const void *w, size_t block_bytes, size_t qs_off, long qh_off, long m_off, bool nl, const void *act) {
     const char *x = w;
     const bonsai_q4_0_act8 *a = act;
     const int64_t nb = n / BONSAI_QK, ng = nb / 8;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t g = 0; g < ng; g++) acc = KERNEL(x0_group)(acc, x + 8 * g * block_bytes, block_bytes, qs_off, qh_off, m_off, a + g);
-    return x0_result(acc, x + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, m_off, a + ng, nb - 8 * ng);
+    for (int64_t g = 0; g < ng; g++) acc = KERNEL(x0_group)(acc, x + 8 * g * block_bytes, block_bytes, qs_off, qh_off, m_off, nl, a + g);
+    return x0_result(acc, x + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, m_off, nl, a + ng, nb - 8 * ng);
 }
 
 // Four rows, w_stride bytes apart; the activation's group is read from L1 once per row. The row loop is
 // unrolled so that the four sums stay in registers (rolled, they went through the stack every group).
 KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_x0_act8)(
-        int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t qs_off, long qh_off, long m_off,
+        int64_t n, const void *w, size_t w_stride, size_t block_bytes, size_t qs_off, long qh_off, long m_off, bool nl,
         const void *act, float out[4]) {
     const bonsai_q4_0_act8 *a = act;
     const int64_t nb = n / BONSAI_QK, ng = nb / 8;
@@ -96,62 +101,51 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_x0_act8
     for (int64_t g = 0; g < ng; g++) {
 #pragma clang loop unroll(full)
         for (int r = 0; r < 4; r++)
-            acc[r] = KERNEL(x0_group)(acc[r], x[r] + 8 * g * block_bytes, block_bytes, qs_off, qh_off, m_off, a + g);
+            acc[r] = KERNEL(x0_group)(acc[r], x[r] + 8 * g * block_bytes, block_bytes, qs_off, qh_off, m_off, nl, a + g);
     }
     for (int r = 0; r < 4; r++)
-        out[r] = x0_result(acc[r], x[r] + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, m_off, a + ng, nb - 8 * ng);
+        out[r] = x0_result(acc[r], x[r] + 8 * ng * block_bytes, block_bytes, qs_off, qh_off, m_off, nl, a + ng, nb - 8 * ng);
 }
 
-// Each type's dot and four-row dot: its block, where the nibbles, fifth bits and min sit.
-#define X0_DOTS(type, qh_off, m_off)                                                                                \
+// Each type's dot and four-row dot: its block, where the nibbles, fifth bits and min sit, and whether the
+// nibbles pick iq4_nl's levels (nl).
+#define X0_DOTS(type, qh_off, m_off, nl)                                                                            \
     KERNEL_ISA static float KERNEL(dot_##type##_act8)(int64_t n, const void *w, const void *act) {                   \
-        return KERNEL(dot_x0_act8)(n, w, sizeof(block_##type), offsetof(block_##type, qs), (qh_off), (m_off), act);  \
+        return KERNEL(dot_x0_act8)(n, w, sizeof(block_##type), offsetof(block_##type, qs), (qh_off), (m_off), (nl), act); \
     }                                                                                                               \
     KERNEL_ISA static void KERNEL(dot4_##type##_act8)(int64_t n, const void *w, size_t w_stride, const void *act,   \
                                                       float out[4]) {                                               \
-        KERNEL(dot4_x0_act8)(n, w, w_stride, sizeof(block_##type), offsetof(block_##type, qs), (qh_off), (m_off), act, out); \
+        KERNEL(dot4_x0_act8)(n, w, w_stride, sizeof(block_##type), offsetof(block_##type, qs), (qh_off), (m_off), (nl), act, out); \
     }
-X0_DOTS(q4_0, -1, -1)
-X0_DOTS(q5_0, (long)offsetof(block_q5_0, qh), -1)
-X0_DOTS(q4_1, -1, (long)offsetof(block_q4_1, m))
-X0_DOTS(q5_1, (long)offsetof(block_q5_1, qh), (long)offsetof(block_q5_1, m))
+X0_DOTS(q4_0, -1, -1, false)
+X0_DOTS(q5_0, (long)offsetof(block_q5_0, qh), -1, false)
+X0_DOTS(q4_1, -1, (long)offsetof(block_q4_1, m), false)
+X0_DOTS(q5_1, (long)offsetof(block_q5_1, qh), (long)offsetof(block_q5_1, m), false)
+X0_DOTS(iq4_nl, -1, -1, true)
 
-// ------------------------------------------------------------------------------- q8_0, iq4_nl · q8_0
-// Signed weight bytes: q8_0's own, iq4_nl's levels looked up from its nibbles (iq4_levels). s8 × s8 as
-// u8 × s8: |x| × (y with x's sign). Blocks go by groups of 8: each block's products summed to i32 lanes,
-// then horizontal adds give the 8 blocks' exact sums in one vector, and one convert and one FMA by the 8
-// scale products (converted together) finish the group, where a block at a time costs a convert, an FMA
-// and two scalar scale conversions per block. The one-row and four-row dots share both steps, so a row
-// gets the same result from either. Both block types start with their f16 d.
-KERNEL_ISA static inline __m256i KERNEL(s8_products)(__m256i xq, const block_q8_0 *y) {
-    const __m256i yq = _mm256_loadu_si256((const __m256i *)y->qs);
+// ------------------------------------------------------------------------------- q8_0 · q8_0
+// s8 × s8 as u8 × s8: |x| × (y with x's sign). Blocks go by groups of 8: each block's products summed to
+// i32 lanes, then horizontal adds give the 8 blocks' exact sums in one vector, and one convert and one FMA
+// by the 8 scale products (converted together) finish the group, where a block at a time costs a convert,
+// an FMA and two scalar scale conversions per block. The one-row and four-row dots share both steps, so a
+// row gets the same result from either.
+KERNEL_ISA static inline __m256i KERNEL(q8_0_products)(const block_q8_0 *x, const block_q8_0 *y) {
+    const __m256i xq = _mm256_loadu_si256((const __m256i *)x->qs), yq = _mm256_loadu_si256((const __m256i *)y->qs);
     return PAIRS_DOT(_mm256_setzero_si256(), _mm256_sign_epi8(xq, xq), _mm256_sign_epi8(yq, xq));
 }
 
-KERNEL_ISA static inline __m256i KERNEL(q8_0_products)(const void *x, const block_q8_0 *y) {
-    return KERNEL(s8_products)(_mm256_loadu_si256((const __m256i *)((const block_q8_0 *)x)->qs), y);
-}
-
-KERNEL_ISA static inline __m256i KERNEL(iq4_nl_products)(const void *x, const block_q8_0 *y) {
-    return KERNEL(s8_products)(iq4_levels(((const block_iq4_nl *)x)->qs), y);
-}
-
-typedef __m256i (*KERNEL(s8_products_fn))(const void *, const block_q8_0 *);
-
-KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(s8_group)(
-        __m256 acc, const char *x, size_t bytes, KERNEL(s8_products_fn) products, const block_q8_0 *y) {
+KERNEL_ISA static inline __m256 KERNEL(q8_0_group)(__m256 acc, const block_q8_0 *x, const block_q8_0 *y) {
     __m256i p[8];
     for (int i = 0; i < 8; i++) {
-        if (!(i & 1)) prefetch_block(x + i * bytes, 2 * bytes);
-        p[i] = products(x + i * bytes, &y[i]);
+        if (!(i & 1)) prefetch_block(x + i, 2 * sizeof(block_q8_0));
+        p[i] = KERNEL(q8_0_products)(&x[i], &y[i]);
     }
     // (lanes of p0..p3 summed by halves: [p0 p1 p2 p3 | p0 p1 p2 p3]), the same for p4..p7, then the halves
     const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
     const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
     const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
-    const __m128i dx = _mm_setr_epi16(f16_bits_at(x), f16_bits_at(x + bytes), f16_bits_at(x + 2 * bytes), f16_bits_at(x + 3 * bytes),
-                                      f16_bits_at(x + 4 * bytes), f16_bits_at(x + 5 * bytes), f16_bits_at(x + 6 * bytes),
-                                      f16_bits_at(x + 7 * bytes));
+    const __m128i dx = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d,
+                                      (short)x[4].d, (short)x[5].d, (short)x[6].d, (short)x[7].d);
     const __m128i dy = _mm_setr_epi16((short)y[0].d, (short)y[1].d, (short)y[2].d, (short)y[3].d,
                                       (short)y[4].d, (short)y[5].d, (short)y[6].d, (short)y[7].d);
     const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(dx), _mm256_cvtph_ps(dy));
@@ -159,44 +153,37 @@ KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(s8_group)(
 }
 
 // The blocks past the last group of 8, one at a time.
-KERNEL_ISA static inline __attribute__((always_inline)) float KERNEL(s8_rest)(
-        __m256 acc, const char *x, size_t bytes, KERNEL(s8_products_fn) products, const block_q8_0 *y, int64_t n) {
+KERNEL_ISA static inline float KERNEL(q8_0_rest)(__m256 acc, const block_q8_0 *x, const block_q8_0 *y, int64_t n) {
     for (int64_t i = 0; i < n; i++)
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f((uint16_t)f16_bits_at(x + i * bytes)) * h2f(y[i].d)),
-                              _mm256_cvtepi32_ps(products(x + i * bytes, &y[i])), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(KERNEL(q8_0_products)(&x[i], &y[i])), acc);
     return hsum_ps(acc);
 }
 
-// Each type's dot and four-row dot (rows w_stride bytes apart).
-#define S8_DOTS(type)                                                                                                \
-    KERNEL_ISA static float KERNEL(dot_##type##_q8_0)(int64_t n, const void *w, const void *a) {                     \
-        const char *x = w;                                                                                          \
-        const block_q8_0 *y = a;                                                                                    \
-        const size_t bytes = sizeof(block_##type);                                                                  \
-        const int64_t nb = n / BONSAI_QK, ng = nb / 8;                                                              \
-        __m256 acc = _mm256_setzero_ps();                                                                           \
-        for (int64_t g = 0; g < ng; g++) acc = KERNEL(s8_group)(acc, x + 8 * g * bytes, bytes, KERNEL(type##_products), y + 8 * g); \
-        return KERNEL(s8_rest)(acc, x + 8 * ng * bytes, bytes, KERNEL(type##_products), y + 8 * ng, nb - 8 * ng);   \
-    }                                                                                                               \
-    KERNEL_ISA static void KERNEL(dot4_##type##_q8_0)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) { \
-        const block_q8_0 *y = a;                                                                                    \
-        const size_t bytes = sizeof(block_##type);                                                                  \
-        const int64_t nb = n / BONSAI_QK, ng = nb / 8;                                                              \
-        const char *x[4];                                                                                           \
-        __m256 acc[4];                                                                                              \
-        for (int r = 0; r < 4; r++) {                                                                               \
-            x[r] = (const char *)w + (size_t)r * w_stride;                                                          \
-            acc[r] = _mm256_setzero_ps();                                                                           \
-        }                                                                                                           \
-        for (int64_t g = 0; g < ng; g++) {                                                                          \
-            _Pragma("clang loop unroll(full)")   /* the four sums stay in registers */                              \
-            for (int r = 0; r < 4; r++) acc[r] = KERNEL(s8_group)(acc[r], x[r] + 8 * g * bytes, bytes, KERNEL(type##_products), y + 8 * g); \
-        }                                                                                                           \
-        for (int r = 0; r < 4; r++)                                                                                 \
-            out[r] = KERNEL(s8_rest)(acc[r], x[r] + 8 * ng * bytes, bytes, KERNEL(type##_products), y + 8 * ng, nb - 8 * ng); \
+KERNEL_ISA static float KERNEL(dot_q8_0_q8_0)(int64_t n, const void *w, const void *a) {
+    const block_q8_0 *x = w;
+    const block_q8_0 *y = a;
+    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) acc = KERNEL(q8_0_group)(acc, x + 8 * g, y + 8 * g);
+    return KERNEL(q8_0_rest)(acc, x + 8 * ng, y + 8 * ng, nb - 8 * ng);
+}
+
+// Four rows, w_stride bytes apart.
+KERNEL_ISA static void KERNEL(dot4_q8_0_q8_0)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    const block_q8_0 *y = a;
+    const int64_t nb = n / BONSAI_QK, ng = nb / 8;
+    const block_q8_0 *x[4];
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) {
+        x[r] = (const block_q8_0 *)((const char *)w + (size_t)r * w_stride);
+        acc[r] = _mm256_setzero_ps();
     }
-S8_DOTS(q8_0)
-S8_DOTS(iq4_nl)
+    for (int64_t g = 0; g < ng; g++) {
+#pragma clang loop unroll(full)   // the four sums stay in registers
+        for (int r = 0; r < 4; r++) acc[r] = KERNEL(q8_0_group)(acc[r], x[r] + 8 * g, y + 8 * g);
+    }
+    for (int r = 0; r < 4; r++) out[r] = KERNEL(q8_0_rest)(acc[r], x[r] + 8 * ng, y + 8 * ng, nb - 8 * ng);
+}
 
 // ------------------------------------------------------------------------------- 4 rows × 4 tokens
 // Prompt processing: each weight block is unpacked once and used for four tokens; the four tokens'
@@ -738,26 +725,67 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_koff)(
     KERNEL_ISA static void KERNEL(dot4_##type##_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) { \
         KERNEL(dot4_##family)(n, w, w_stride, sizeof(block_##type), offsetof(block_##type, d), KERNEL(sums), a, out); \
     }
-// iq4_xs: 8 sub-blocks of 32 signed levels (iq4_levels), each with a scale −32 … 31; no offset. |pair| ≤
-// 2·127·127 fits i16.
+// iq4_xs: 8 sub-blocks of 32 signed levels, each with a scale −32 … 31; no offset. Two sub-blocks at a
+// time: one 32-byte load holds both's nibbles (sub-block 2k in the low 128 bits, 2k+1 in the high), so
+// the low nibbles are elements 0..15 of each and the high nibbles 16..31, against the activation's
+// halves gathered the same way (yl, yh: two lane permutes). |pair| ≤ 2·127·127 fits i16.
+KERNEL_ISA static inline __m256i KERNEL(iq4_xs_pair)(__m256i sum, const uint8_t qs[32], __m256i table, __m256i yl,
+                                                    __m256i yh, __m256i scale) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f), q = _mm256_loadu_si256((const __m256i *)qs);
+    const __m256i wl = _mm256_shuffle_epi8(table, _mm256_and_si256(q, low4));
+    const __m256i wh = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(q, 4), low4));
+    sum = PAIRS_SCALED(sum, _mm256_maddubs_epi16(_mm256_sign_epi8(wl, wl), _mm256_sign_epi8(yl, wl)), scale);
+    return PAIRS_SCALED(sum, _mm256_maddubs_epi16(_mm256_sign_epi8(wh, wh), _mm256_sign_epi8(yh, wh)), scale);
+}
+
+KERNEL_ISA static inline void KERNEL(iq4_xs_halves)(const block_q8_K *y, int k, __m256i *yl, __m256i *yh) {
+    const __m256i ya = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * k));
+    const __m256i yb = _mm256_loadu_si256((const __m256i *)(y->qs + 64 * k + 32));
+    *yl = _mm256_permute2x128_si256(ya, yb, 0x20);
+    *yh = _mm256_permute2x128_si256(ya, yb, 0x31);
+}
+
 KERNEL_ISA static inline __m256i KERNEL(iq4_xs_sums)(const void *blk, const block_q8_K *y) {
     const block_iq4_xs *x = blk;
-    const __m128i sc8 = _mm_setr_epi16((short)iq4_xs_scale(x, 0), (short)iq4_xs_scale(x, 1), (short)iq4_xs_scale(x, 2),
-                                       (short)iq4_xs_scale(x, 3), (short)iq4_xs_scale(x, 4), (short)iq4_xs_scale(x, 5),
-                                       (short)iq4_xs_scale(x, 6), (short)iq4_xs_scale(x, 7));
-    const __m256i sc = _mm256_broadcastsi128_si256(sc8);
-    __m256i sum = _mm256_setzero_si256();
-    for (int j = 0; j < 8; j++) {
-        const __m256i w = iq4_levels(x->qs + 16 * j), yq = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * j));
-        const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(yq, w));
-        sum = PAIRS_SCALED(sum, p, K_SPREAD32(sc, j));
+    const __m256i sc = iq4_xs_scales(x), table = iq4_table();
+    __m256i sum = _mm256_setzero_si256(), yl, yh;
+    for (int k = 0; k < 4; k++) {
+        KERNEL(iq4_xs_halves)(y, k, &yl, &yh);
+        sum = KERNEL(iq4_xs_pair)(sum, x->qs + 32 * k, table, yl, yh, K_SPREAD16(sc, k));
     }
     return sum;
 }
 
 K_DOTS(q3_K, koff, q3_K_sums)
 K_DOTS(q6_K, koff, q6_K_sums)
-K_DOTS(iq4_xs, koff, iq4_xs_sums)
+
+// iq4_xs's one-row dot is a K type's (koff); its four-row dot gathers each pair of sub-blocks' activation
+// halves once for the four rows, with the same integer sums and float steps as the one-row dot.
+KERNEL_ISA static float KERNEL(dot_iq4_xs_q8_K)(int64_t n, const void *w, const void *a) {
+    return KERNEL(dot_koff)(n, w, sizeof(block_iq4_xs), offsetof(block_iq4_xs, d), KERNEL(iq4_xs_sums), a);
+}
+
+KERNEL_ISA static void KERNEL(dot4_iq4_xs_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) {
+    const block_q8_K *y = a;
+    const __m256i table = iq4_table();
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n / BONSAI_QKK; i++) {
+        const block_iq4_xs *x[4];
+        __m256i sc[4], sum[4], yl, yh;
+        for (int r = 0; r < 4; r++) {
+            x[r] = (const block_iq4_xs *)((const char *)w + (size_t)r * w_stride) + i;
+            prefetch_block(x[r], sizeof(block_iq4_xs));
+            sc[r] = iq4_xs_scales(x[r]);
+            sum[r] = _mm256_setzero_si256();
+        }
+        for (int k = 0; k < 4; k++) {
+            KERNEL(iq4_xs_halves)(&y[i], k, &yl, &yh);
+            for (int r = 0; r < 4; r++) sum[r] = KERNEL(iq4_xs_pair)(sum[r], x[r]->qs + 32 * k, table, yl, yh, K_SPREAD16(sc[r], k));
+        }
+        for (int r = 0; r < 4; r++) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[r]->d) * y[i].d), _mm256_cvtepi32_ps(sum[r]), acc[r]);
+    }
+    for (int r = 0; r < 4; r++) out[r] = hsum_ps(acc[r]);
+}
 
 // This level's kernels into the dispatch tables (cpu.c).
 static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bonsai_vec_dot4_fn dot4[BONSAI_TYPE_COUNT],
@@ -773,8 +801,8 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
     dot4[BONSAI_TYPE_Q5_1] = KERNEL(dot4_q5_1_act8);
     dot[BONSAI_TYPE_Q8_0] = KERNEL(dot_q8_0_q8_0);
     dot4[BONSAI_TYPE_Q8_0] = KERNEL(dot4_q8_0_q8_0);
-    dot[BONSAI_TYPE_IQ4_NL] = KERNEL(dot_iq4_nl_q8_0);
-    dot4[BONSAI_TYPE_IQ4_NL] = KERNEL(dot4_iq4_nl_q8_0);
+    dot[BONSAI_TYPE_IQ4_NL] = KERNEL(dot_iq4_nl_act8);
+    dot4[BONSAI_TYPE_IQ4_NL] = KERNEL(dot4_iq4_nl_act8);
     gemm4x4[BONSAI_TYPE_Q8_0] = KERNEL(gemm4x4_q8_0);
 #define K_REGISTER(type, TYPE) dot[BONSAI_TYPE_##TYPE] = KERNEL(dot_##type##_q8_K), dot4[BONSAI_TYPE_##TYPE] = KERNEL(dot4_##type##_q8_K)
     K_REGISTER(q2_K, Q2_K);
@@ -805,6 +833,5 @@ static void KERNEL(register_int8)(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
 #undef K_SPREAD16
 #undef K4_ROW_SCALES
 #undef K_DOTS
-#undef S8_DOTS
 #undef KERNEL_REGS32
 #undef X0_DOTS

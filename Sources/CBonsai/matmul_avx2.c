@@ -69,6 +69,7 @@ void bonsai_register_avx2_kernels(bonsai_vec_dot_fn dot[BONSAI_TYPE_COUNT], bons
     acts[BONSAI_TYPE_Q5_0] = acts[BONSAI_TYPE_Q4_0];   // the same elements in the same order: int8_x86.h
     acts[BONSAI_TYPE_Q4_1] = (bonsai_act_layout){bonsai_q4_0_act_size, bonsai_q4_1_act_make};
     acts[BONSAI_TYPE_Q5_1] = acts[BONSAI_TYPE_Q4_1];
+    acts[BONSAI_TYPE_IQ4_NL] = acts[BONSAI_TYPE_Q4_0];   // q4_0's block layout, nibbles picking levels
 }
 
 // ---------------------------------------------------------------------------- dequantization

@@ -50,19 +50,24 @@ AVX2 static inline int hsum_epi32(__m256i v) {
     return hsum_epi32_128(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
 }
 
-// The f16 bits at the start of a block (q8_0's and iq4_nl's d), for _mm_setr_epi16.
-static inline short f16_bits_at(const char *block) {
-    short d;
-    memcpy(&d, block, 2);
-    return d;
+// iq4_nl's and iq4_xs's 16 levels in both 128-bit lanes: vpshufb with a vector of nibbles gives the
+// signed levels they pick (int8_x86.h).
+AVX2 static inline __m256i iq4_table(void) {
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bonsai_iq4_levels));
 }
 
-// iq4_nl's and iq4_xs's 32 elements from 16 bytes of nibbles (int8_x86.h): the levels they pick, as signed
-// bytes — elements 0..15 (low nibbles) in the low 128 bits, 16..31 (high nibbles) in the high 128 bits.
-AVX2 static inline __m256i iq4_levels(const uint8_t qs[16]) {
-    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i idx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
-    return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bonsai_iq4_levels)), idx);
+
+// iq4_xs's 8 sub-block scales (−32 … 31) as i16, in both 128-bit lanes. Lane i's 4 low bits are the low
+// (i even) or high nibble of scales_l[i / 2], its 2 high bits bits 2i, 2i + 1 of scales_h: AVX2 has no
+// per-lane 16-bit shifts, so each lane multiplies by its own power of two and all shift alike.
+AVX2 static inline __m256i iq4_xs_scales(const block_iq4_xs *x) {
+    uint32_t l;
+    memcpy(&l, x->scales_l, 4);
+    const __m128i bytes = _mm_shuffle_epi8(_mm_cvtsi32_si128((int)l), _mm_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1));
+    const __m128i lo = _mm_and_si128(_mm_srli_epi16(_mm_mullo_epi16(bytes, _mm_setr_epi16(16, 1, 16, 1, 16, 1, 16, 1)), 4), _mm_set1_epi16(0x0f));
+    const __m128i hi = _mm_srli_epi16(_mm_mullo_epi16(_mm_set1_epi16((short)x->scales_h),
+                                                      _mm_setr_epi16(1 << 14, 1 << 12, 1 << 10, 1 << 8, 1 << 6, 1 << 4, 1 << 2, 1)), 14);
+    return _mm256_broadcastsi128_si256(_mm_sub_epi16(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi16(32)));
 }
 
 // q5_0's and q5_1's fifth bits (int8_x86.h): bit l of a block's 32-bit qh tops element l. 0x10 in byte k of the
@@ -79,7 +84,7 @@ AVX2 static inline __m256i x5_bits(__m256i words, int half) {
 // and the last partial group x, a of `tail` blocks (block_bytes each; nibbles at qs_off, fifth bits at
 // qh_off, min at m_off; -1: none), taken one at a time.
 AVX2 static inline float x0_result(__m256 acc, const char *x, size_t block_bytes, size_t qs_off, long qh_off, long m_off,
-                                   const bonsai_q4_0_act8 *a, int64_t tail) {
+                                   bool nl, const bonsai_q4_0_act8 *a, int64_t tail) {
     float sum = hsum_ps(acc);
     for (int64_t i = 0; i < tail; i++) {
         const char *blk = x + i * block_bytes;
@@ -95,9 +100,17 @@ AVX2 static inline float x0_result(__m256 acc, const char *x, size_t block_bytes
             hi = _mm_or_si128(hi, _mm256_castsi256_si128(x5_bits(words, 1)));
             offset *= 2;   // 16Σy
         }
-        const __m128i p = _mm_add_epi16(_mm_maddubs_epi16(lo, _mm_loadu_si128((const __m128i *)(a->lo[j] + 16 * h))),
-                                        _mm_maddubs_epi16(hi, _mm_loadu_si128((const __m128i *)(a->hi[j] + 16 * h))));
-        const int q = hsum_epi32_128(_mm_madd_epi16(p, _mm_set1_epi16(1)));
+        const __m128i yl = _mm_loadu_si128((const __m128i *)(a->lo[j] + 16 * h)), yh = _mm_loadu_si128((const __m128i *)(a->hi[j] + 16 * h));
+        int q;
+        if (nl) {   // iq4_nl: signed levels, |w| × (y with w's sign), each half widened alone
+            const __m128i table = _mm_loadu_si128((const __m128i *)bonsai_iq4_levels);
+            const __m128i wl = _mm_shuffle_epi8(table, lo), wh = _mm_shuffle_epi8(table, hi), one = _mm_set1_epi16(1);
+            q = hsum_epi32_128(_mm_add_epi32(_mm_madd_epi16(_mm_maddubs_epi16(_mm_sign_epi8(wl, wl), _mm_sign_epi8(yl, wl)), one),
+                                             _mm_madd_epi16(_mm_maddubs_epi16(_mm_sign_epi8(wh, wh), _mm_sign_epi8(yh, wh)), one)));
+            offset = 0;
+        } else {
+            q = hsum_epi32_128(_mm_madd_epi16(_mm_add_epi16(_mm_maddubs_epi16(lo, yl), _mm_maddubs_epi16(hi, yh)), _mm_set1_epi16(1)));
+        }
         uint16_t d, mn;
         memcpy(&d, blk, 2);
         if (m_off < 0) {
