@@ -2,8 +2,8 @@
 
 run.sh's table covers the three headline files in depth; this one checks that no type falls off a fast
 path. Files: `bonsai synth` makes each (f16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K_M, q4_K_M, q5_K_M,
-q6_K; the K mixes byte for byte as llama-quantize would). The engines alternate per file, 2 threads by
-default.
+q6_K, iq4_nl, iq4_xs; the mixes byte for byte as llama-quantize would). The engines alternate per file,
+2 threads by default.
 
     benchmarks/all_types.sh                       # every type
     TYPES="q2_K q3_K_M" benchmarks/all_types.sh
