@@ -59,7 +59,7 @@ def main():
     a = ap.parse_args()
     if a.ppl:
         sys.exit(0 if compare_perplexity(a) else 1)
-    llm = Llama(model_path=a.model, n_ctx=512, n_threads=2, verbose=False)
+    llm = Llama(model_path=a.model, n_ctx=512, n_threads=2, logits_all=True, verbose=False)
     ok = True
     for p in PROMPTS:
         ids = llm.tokenize(p.encode(), add_bos=False, special=True)
