@@ -1,7 +1,7 @@
 // int8_x86.h — internal: the x86 int8 kernels built on u8 × s8 products, written once and compiled per
 // level (matmul_avx2.c: AVX2; matmul_vnni.c: AVX512-VNNI and AVX-VNNI): generation's dots, one row and
-// four (q4_0/q5_0/q4_1/q5_1, q8_0, and the K types q2_K … q6_K against q8_K), q8_0's 4 × 4 prompt kernel,
-// and the prompt kernels over unpacked weights (4 rows × 8 tokens). Shared helpers: x86_common.h. The
+// four (q4_0/q5_0/q4_1/q5_1 and iq4_nl, q8_0, and the K types q2_K … q6_K and iq4_xs against q8_K), q8_0's
+// 4 × 4 prompt kernel, and the prompt kernels over unpacked weights (4 rows × 8 tokens). Shared helpers: x86_common.h. The
 // includer defines, and this file undefines at its end:
 //   KERNEL_ISA            the kernels' target attribute
 //   KERNEL(name)          a kernel's name at this level
@@ -17,7 +17,7 @@
 // Every level computes the same i32 sums exactly and the same float operations after them, so its outputs
 // are bit-identical to AVX2's (tools/cross_check runs the VNNI kernels through SIMDe to check that).
 
-// ------------------------------------------------------------------------------- q4_0, q5_0 · q8_0; q4_1, q5_1 · q8_1
+// ------------------------------------------------------------------------------- q4_0, q5_0, iq4_nl · q8_0; q4_1, q5_1 · q8_1
 // Reads the activation as bonsai_q4_0_act8 (act_layout.c), made once per token. Per pair of blocks: one
 // 32-byte load of both blocks' nibbles; two maddubs against lo/hi, whose sum fits i16 (2 · 2·31·127);
 // madd to i32 lanes (4 per block). Per group of 8 blocks, horizontal adds give each block's exact sum;
@@ -27,8 +27,9 @@
 // operations where a q8_0-activation dot does 17 (two scale conversions, a product and a broadcast per
 // block; maddubs by 8 for the offset), which is what held q4_0 generation below the memory bandwidth.
 // q5_0 is q4_0 with a fifth bit per element from qh (x5_bits) and offset 16 (2 · 8Σy); q4_1 and q5_1 are
-// q4_0 and q5_0 with a min m per block in place of the offset: d·dy·Σq·y + m·dy·Σy. They differ in where
-// the nibbles sit (qs_off), whether there is a qh (qh_off ≥ 0) and a min (m_off ≥ 0; d is always first).
+// q4_0 and q5_0 with a min m per block in place of the offset: d·dy·Σq·y + m·dy·Σy; iq4_nl is q4_0's block
+// with nibbles that pick signed levels (nl) and no offset. They differ in where the nibbles sit (qs_off),
+// whether there is a qh (qh_off ≥ 0) and a min (m_off ≥ 0; d is always first).
 // One group and the result with a last partial group (x0_result): the one-row and four-row dots share
 // them, so a row gets the same result from either.
 KERNEL_ISA static inline __attribute__((always_inline)) __m256 KERNEL(x0_group)(
@@ -725,6 +726,9 @@ KERNEL_ISA static inline __attribute__((always_inline)) void KERNEL(dot4_koff)(
     KERNEL_ISA static void KERNEL(dot4_##type##_q8_K)(int64_t n, const void *w, size_t w_stride, const void *a, float out[4]) { \
         KERNEL(dot4_##family)(n, w, w_stride, sizeof(block_##type), offsetof(block_##type, d), KERNEL(sums), a, out); \
     }
+K_DOTS(q3_K, koff, q3_K_sums)
+K_DOTS(q6_K, koff, q6_K_sums)
+
 // iq4_xs: 8 sub-blocks of 32 signed levels, each with a scale −32 … 31; no offset. Two sub-blocks at a
 // time: one 32-byte load holds both's nibbles (sub-block 2k in the low 128 bits, 2k+1 in the high), so
 // the low nibbles are elements 0..15 of each and the high nibbles 16..31, against the activation's
@@ -755,9 +759,6 @@ KERNEL_ISA static inline __m256i KERNEL(iq4_xs_sums)(const void *blk, const bloc
     }
     return sum;
 }
-
-K_DOTS(q3_K, koff, q3_K_sums)
-K_DOTS(q6_K, koff, q6_K_sums)
 
 // iq4_xs's one-row dot is a K type's (koff); its four-row dot gathers each pair of sub-blocks' activation
 // halves once for the four rows, with the same integer sums and float steps as the one-row dot.

@@ -56,7 +56,6 @@ AVX2 static inline __m256i iq4_table(void) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bonsai_iq4_levels));
 }
 
-
 // iq4_xs's 8 sub-block scales (−32 … 31) as i16, in both 128-bit lanes. Lane i's 4 low bits are the low
 // (i even) or high nibble of scales_l[i / 2], its 2 high bits bits 2i, 2i + 1 of scales_h: AVX2 has no
 // per-lane 16-bit shifts, so each lane multiplies by its own power of two and all shift alike.
