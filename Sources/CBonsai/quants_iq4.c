@@ -8,6 +8,7 @@
 #pragma STDC FP_CONTRACT OFF
 
 #include "iq4.h"
+#include "quant_search.h"
 #include "simd.h"
 #include <math.h>
 #include <string.h>
@@ -40,14 +41,6 @@ void bonsai_dequant_iq4_xs(const void *src, float *y, int64_t n) {
 
 // ----------------------------------------------------------------------------- quantize
 
-// Round to nearest, ties to even (|v| < 2^22), as ggml's nearest_int.
-static inline int round_nearest(float v) {
-    float t = v + 12582912.0f;
-    int i;
-    memcpy(&i, &t, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
 // The level nearest v (on a tie, the lower one wins only when strictly nearer: ggml's best_index_int8).
 static int nearest_level(float v) {
     if (v <= LEVELS[0]) return 0;
@@ -60,13 +53,11 @@ static int nearest_level(float v) {
     return v - LEVELS[lo] < LEVELS[hi] - v ? lo : hi;
 }
 
-// Σ w·q·x and Σ w·q² for the levels nearest x·id (w = x²), the levels stored in idx when it is not NULL.
-static void fit_sums(const float *x, float id, uint8_t *idx, float *sumqx, float *sumq2) {
+// Σ w·q·x and Σ w·q² for the levels q nearest x·id (w = x²).
+static void fit_sums(const float *x, float id, float *sumqx, float *sumq2) {
     float sqx = 0, sq2 = 0;
     for (int j = 0; j < 32; j++) {
-        const int l = nearest_level(id * x[j]);
-        if (idx) idx[j] = (uint8_t)l;
-        const float q = LEVELS[l], w = x[j] * x[j];
+        const float q = LEVELS[nearest_level(id * x[j])], w = x[j] * x[j];
         sqx += w * q * x[j];
         sq2 += w * q * q;
     }
@@ -78,17 +69,13 @@ static void fit_sums(const float *x, float id, uint8_t *idx, float *sumqx, float
 // magnitude onto the outermost level, then for those chosen at 15 trial scales around it; the best of
 // them by weighted error. 0 for an all-zero sub-block.
 static float fit_sub_block(const float *x) {
-    float max = 0, amax = 0;
-    for (int j = 0; j < 32; j++) {
-        const float ax = fabsf(x[j]);
-        if (ax > amax) { amax = ax; max = x[j]; }
-    }
-    if (amax < 1e-15f) return 0.0f;
+    const float max = largest_magnitude(32, x);
+    if (fabsf(max) < 1e-15f) return 0.0f;
     float sumqx, sumq2;
-    fit_sums(x, 1 / (-max / LEVELS[0]), NULL, &sumqx, &sumq2);
+    fit_sums(x, 1 / (-max / LEVELS[0]), &sumqx, &sumq2);
     float d = sumqx / sumq2, best = d * sumqx;
     for (int t = -7; t <= 7; t++) {
-        fit_sums(x, (t + LEVELS[0]) / max, NULL, &sumqx, &sumq2);
+        fit_sums(x, (t + LEVELS[0]) / max, &sumqx, &sumq2);
         if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
             d = sumqx / sumq2;
             best = d * sumqx;
@@ -137,18 +124,15 @@ static void quant_iq4_nl(const float *x, block_iq4_nl *y, int64_t nb, bool refer
 // levels chosen again at the rounded scale.
 static void quant_iq4_xs(const float *x, block_iq4_xs *y, int64_t nb, bool reference) {
     for (int64_t i = 0; i < nb; i++, x += BONSAI_QKK) {
-        float scales[8], max_scale = 0, amax_scale = 0;
+        float scales[8];
         if (reference) for (int ib = 0; ib < 8; ib++) scales[ib] = fit_sub_block(x + 32 * ib);
         else bonsai_fit_iq4_lanes_kernel(x, scales);
-        for (int ib = 0; ib < 8; ib++)
-            if (fabsf(scales[ib]) > amax_scale) { amax_scale = fabsf(scales[ib]); max_scale = scales[ib]; }
-        const float d = -max_scale / 32, id = d ? 1 / d : 0.0f;
+        const float d = -largest_magnitude(8, scales) / 32, id = d ? 1 / d : 0.0f;
         y[i].d = bonsai_f32_to_f16(d);
         y[i].scales_h = 0;
         float dl[8];
         for (int ib = 0; ib < 8; ib++) {
-            int l = round_nearest(id * scales[ib]);
-            l = l < -32 ? -32 : l > 31 ? 31 : l;
+            int l = clampi(round_nearest(id * scales[ib]), -32, 31);
             dl[ib] = d * l;
             l += 32;
             if (ib % 2 == 0) y[i].scales_l[ib / 2] = (uint8_t)(l & 0xf);

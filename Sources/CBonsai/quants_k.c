@@ -13,31 +13,12 @@
 
 #include "bonsai.h"
 #include "kscales.h"
+#include "quant_search.h"
 #include "simd.h"
 #include <math.h>
 #include <string.h>
 
 int bonsai_quantize_k(int type, const float *x, void *dst, int64_t n, bool reference);
-
-// Round to nearest, ties to even (valid for |v| < 2^22): the float-add trick ggml uses.
-static inline int round_nearest(float v) {
-    float t = v + 12582912.0f;
-    int i;
-    memcpy(&i, &t, sizeof i);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
-static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
-
-// The first of the values of largest magnitude, with its sign (the symmetric fits map it to -nmax).
-static float largest_magnitude(int n, const float *x) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) { amax = ax; max = x[i]; }
-    }
-    return max;
-}
 
 // Symmetric fit of n values to integers in [-nmax, nmax-1] (stored + nmax), weights x², trying the
 // scales nmax + 0.1·k for k in -9..9 (ggml's make_qx_quants with rmse_type 1). Returns the scale.

@@ -1,6 +1,6 @@
 // quants_k_lanes.h — internal: the K types' scale searches (quants_k.c), and iq4's (quants_iq4.c), on 8
-// sub-blocks at once, one per lane: the same operations in the same order, lane by lane, so the bytes are those of the scalar
-// fits; branches become masks. Quantizing is these searches: a full-size PHI-2 f16 → q4_K_M took 135 s
+// sub-blocks at once, one per lane: the same operations in the same order, lane by lane, so the bytes
+// are those of the scalar fits; branches become masks. Quantizing is these searches: a full-size PHI-2 f16 → q4_K_M took 135 s
 // one sub-block at a time, 34 s in SSE2 lanes, 25 s in AVX2's (llama-quantize: 122-128 s; 2 threads, Zen 3).
 // Levels stay floats: rounding v to an integer and clamping it equals clamping v and rounding
 // (v + 1.5·2^23) − 1.5·2^23, which is exact and gives round_nearest's ties. Plain vector types, so any ISA
@@ -21,6 +21,19 @@ LANES f32x8 levels8(f32x8 v, float lo, float hi) {   // clampi(round_nearest(v),
 }
 
 LANES f32x8 abs8(f32x8 v) { return (f32x8)((i32x8)v & 0x7fffffff); }
+
+// largest_magnitude lane by lane over n elements; *amax receives the magnitudes.
+LANES f32x8 largest_magnitude8(int n, const f32x8 *x, f32x8 *amax) {
+    f32x8 max = {0}, a = {0};
+    for (int i = 0; i < n; i++) {
+        const f32x8 ax = abs8(x[i]);
+        const i32x8 larger = ax > a;
+        a = select8(larger, ax, a);
+        max = select8(larger, x[i], max);
+    }
+    *amax = a;
+    return max;
+}
 
 // fit_affine: x[i], w[i] element i of each lane's sub-block of n (32: q4_K/q5_K, 16: q2_K); L[i] receives
 // its levels; mad: absolute instead of squared error (q2_K). Returns the scales, *the_min the mins.
@@ -80,13 +93,8 @@ LANES f32x8 fit_affine8(int n, int nmax, const f32x8 x[32], const f32x8 w[32], f
 // fit_symmetric on sub-blocks of 16 (q6_K): L[i] receives element i's levels in [-nmax, nmax − 1] (not
 // yet offset by nmax).
 LANES f32x8 fit_symmetric8(int nmax, const f32x8 x[16], f32x8 L[16]) {
-    f32x8 max = {0}, amax = {0};
-    for (int i = 0; i < 16; i++) {
-        const f32x8 ax = abs8(x[i]);
-        const i32x8 larger = ax > amax;
-        amax = select8(larger, ax, amax);
-        max = select8(larger, x[i], max);
-    }
+    f32x8 amax;
+    const f32x8 max = largest_magnitude8(16, x, &amax);
     const i32x8 flat = amax < 1e-15f;
     const float lo = (float)-nmax, hi = (float)(nmax - 1);
     f32x8 iscale = lo / max;
@@ -161,7 +169,8 @@ void LANES_NAME(bonsai_fit_symmetric_lanes)(const float *x, int nmax, float scal
     for (int i = 0; i < 16; i++)
         for (int j = 0; j < 8; j++) L[16 * j + i] = (int8_t)(Lv[i][j] + nmax);
 }
-// ---- iq4_nl / iq4_xs (quants_iq4.c): fit_sub_block and pack_levels on 8 sub-blocks of 32 at once
+
+// ---- iq4_nl / iq4_xs (quants_iq4.c): fit_sub_block and levels_at on 8 sub-blocks of 32 at once
 
 // The level nearest each lane's v as ggml's best_index_int8 picks it: the last level ≤ v (a count of
 // levels 1..14, where its binary search branches on every element) or the next one, whichever is nearer,
@@ -195,14 +204,9 @@ LANES void iq4_sums8(const f32x8 x[32], f32x8 id, f32x8 *sumqx, f32x8 *sumq2) {
 
 // The scales of 8 sub-blocks of 32 (x[32·j ..], lane j): fit_sub_block's search lane by lane.
 void LANES_NAME(bonsai_fit_iq4_lanes)(const float *x, float scales[8]) {
-    f32x8 xv[32], max = {0}, amax = {0};
+    f32x8 xv[32], amax;
     to_lanes(x, 32, xv);
-    for (int i = 0; i < 32; i++) {
-        const f32x8 ax = abs8(xv[i]);
-        const i32x8 larger = ax > amax;
-        amax = select8(larger, ax, amax);
-        max = select8(larger, xv[i], max);
-    }
+    const f32x8 max = largest_magnitude8(32, xv, &amax);
     const float l0 = (float)bonsai_iq4_levels[0];
     f32x8 sumqx, sumq2;
     iq4_sums8(xv, 1 / (-max / l0), &sumqx, &sumq2);
@@ -218,7 +222,7 @@ void LANES_NAME(bonsai_fit_iq4_lanes)(const float *x, float scales[8]) {
     memcpy(scales, &d, sizeof d);
 }
 
-// The levels of 8 sub-blocks of 32 at scales d (pack_levels): L[32·j + i] for element i of sub-block j.
+// The levels of 8 sub-blocks of 32 at scales d (levels_at): L[32·j + i] for element i of sub-block j.
 void LANES_NAME(bonsai_iq4_levels_lanes)(const float *x, const float d[8], uint8_t L[BONSAI_QKK]) {
     f32x8 xv[32], dv, q;
     to_lanes(x, 32, xv);
