@@ -44,7 +44,7 @@ public enum Quantize {
         for item in plan.items {
             let change = edit(item.name)
             guard item.type == item.source.type && change == nil || item.type.canQuantize else {
-                throw ModelError.invalidOption("writing \(item.name) as \(item.type) needs a \(item.type) quantizer, which Bonsai does not have yet (choose another --type)")
+                throw ModelError.invalidOption("writing \(item.name) as \(item.type) needs a \(item.type) quantizer, which Bonsai does not have (choose another --type)")
             }
             w.tensors.append(.init(name: item.name, type: item.type, ne: item.source.ne) { sink in
                 try writeConverted(item.source, as: item.type, edit: change, to: sink)

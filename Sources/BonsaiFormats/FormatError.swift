@@ -1,5 +1,3 @@
-/// What went wrong reading or writing a model file. Every case names the file, so a one-line
-/// message is enough for the user to act on.
 /// An error whose description is one short line (FormatError.oneLine of its message), whatever a file put
 /// into the names and reasons it quotes. Bonsai's error types all are.
 public protocol OneLineError: Error, CustomStringConvertible {
@@ -11,6 +9,8 @@ extension OneLineError {
     public var description: String { FormatError.oneLine(message) }
 }
 
+/// What went wrong reading or writing a model file. Every case names the file, so a one-line
+/// message is enough for the user to act on.
 public enum FormatError: OneLineError, Equatable {
     /// The file could not be opened, mapped or written.
     case io(path: String, reason: String)

@@ -58,13 +58,13 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
         return bonsai_quantize_row(Int32(rawValue), &x, &out, Int64(x.count))
     }
 
-    /// ggml's name ("q4_0", "q6_K", "f16"), or ggml's name of a type we cannot run (most IQ types), or "id N".
+    /// ggml's name ("q4_0", "q6_K", "f16"): from the C table for the types we know, from this list for
+    /// those we cannot run (the other IQ types...), else "id N".
     public var description: String {
         if let t = traits { return String(cString: t.name) }
-        let iq: [Int: String] = [16: "iq2_xxs", 17: "iq2_xs", 18: "iq3_xxs", 19: "iq1_s", 20: "iq4_nl",
-                                 21: "iq3_s", 22: "iq2_s", 23: "iq4_xs", 29: "iq1_m", 34: "tq1_0", 35: "tq2_0",
-                                 39: "mxfp4"]
-        return iq[rawValue] ?? "id \(rawValue)"
+        let others: [Int: String] = [16: "iq2_xxs", 17: "iq2_xs", 18: "iq3_xxs", 19: "iq1_s", 21: "iq3_s", 22: "iq2_s",
+                                     29: "iq1_m", 34: "tq1_0", 35: "tq2_0", 39: "mxfp4"]
+        return others[rawValue] ?? "id \(rawValue)"
     }
 
     /// Bytes of `elements` elements, or nil when the count is not a whole number of blocks.
