@@ -49,6 +49,25 @@ final class GGUFTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: out)), try Data(contentsOf: URL(fileURLWithPath: g.path)))
     }
 
+    /// A write that fails part-way (here the second tensor's bytes) leaves the file that was at the path
+    /// as it was and no temporary file beside it: outputs are written to a temporary file and renamed.
+    func testFailedWriteLeavesNoHalfWrittenFile() throws {
+        struct Failure: Error {}
+        let dir = Fixtures.temporaryPath("atomic-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let out = dir + "/model.gguf"
+        let before = try smallFile()
+        XCTAssertTrue(FileManager.default.createFile(atPath: out, contents: Data(before)))
+        var w = GGUFWriter()
+        w.set("general.architecture", .string("phi2"))
+        let data = [Float](repeating: 2, count: 64 * 1024)
+        data.withUnsafeBytes { w.tensors.append(.init(name: "a", type: .f32, ne: [data.count], bytes: $0)) }
+        w.tensors.append(.init(name: "b", type: .f32, ne: [64]) { _ in throw Failure() })
+        XCTAssertThrowsError(try w.write(to: out)) { XCTAssertTrue($0 is Failure, "\($0)") }
+        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: out))), before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["model.gguf"])
+    }
+
     // ------------------------------------------------------------------------ hostile input
 
     private func expectMalformed(_ bytes: [UInt8], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
